@@ -1,0 +1,67 @@
+"""Run the async core from synchronous code, on one background event loop.
+
+One loop for every sync call in the process means HTTP connection pools and
+loaded models are shared, and the sync API works even where the caller has a
+running loop of its own (a notebook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar
+
+__all__ = ["iterate", "run"]
+
+T = TypeVar("T")
+_loop: asyncio.AbstractEventLoop | None = None
+_lock = threading.Lock()
+
+
+def _get_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="assay-loop", daemon=True).start()
+            atexit.register(_shutdown, loop)
+            _loop = loop
+        return _loop
+
+
+def _shutdown(loop: asyncio.AbstractEventLoop) -> None:
+    loop.call_soon_threadsafe(loop.stop)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the background loop and wait for its result."""
+    future = asyncio.run_coroutine_threadsafe(coro, _get_loop())
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        # Let the task see the cancellation (and log what it has) before we unwind.
+        future.cancel()
+        concurrent.futures.wait([future], timeout=5)
+        raise
+
+
+def iterate(agen: AsyncIterator[T]) -> Iterator[T]:
+    """Step an async iterator from sync code, one item per round trip."""
+    sentinel: Any = object()
+
+    async def step() -> Any:
+        try:
+            return await agen.__anext__()
+        except StopAsyncIteration:
+            return sentinel
+
+    try:
+        while (item := run(step())) is not sentinel:
+            yield item
+    finally:
+        aclose = getattr(agen, "aclose", None)
+        if aclose is not None:
+            run(aclose())

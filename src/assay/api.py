@@ -1,0 +1,289 @@
+"""The Python API: models, responses and conversations, async first with sync twins.
+
+    import assay
+    model = assay.get_model("smollm2")
+    response = model.prompt("Name a colour", temperature=0)
+    for piece in response:        # streams
+        print(piece, end="")
+    print(response.usage)
+
+    async_model = assay.get_async_model("smollm2")
+    text = await async_model.prompt("hi").text()
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from . import _sync
+from .engine import Execution, Outcome, log_store
+from .errors import AssayError, MissingKeyError
+from .keys import env_var_for, get_key
+from .options import validate_options
+from .providers.base import Backend, Provider
+from .registry import resolve
+from .store.logs import new_id
+from .types import Message, ModelSpec, Request, Usage
+
+__all__ = [
+    "AsyncConversation",
+    "AsyncModel",
+    "AsyncResponse",
+    "Conversation",
+    "Model",
+    "Response",
+    "get_async_model",
+    "get_model",
+]
+
+
+class AsyncModel:
+    """A model, ready to prompt. The backend (a loaded GGUF, an HTTP pool) opens on first use."""
+
+    def __init__(self, provider: Provider, spec: ModelSpec, *, key: str | None = None,
+                 db: Path | str | None = None) -> None:
+        self.provider = provider
+        self.spec = spec
+        self.db = db
+        self._key = key
+        self._backend: Backend | None = None
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.spec.id} ({self.spec.provider})>"
+
+    def key(self) -> str | None:
+        """The API key this model will use; raises MissingKeyError if it needs one and has none."""
+        name = self.spec.key_name
+        if not name:
+            return None
+        key = self._key or get_key(name, self.spec.key_env)
+        if not key:
+            env = self.spec.key_env or env_var_for(name)
+            raise MissingKeyError(
+                f"model {self.spec.id} needs the {name!r} key: set {env} or run"
+                f" 'assay keys set {name}'"
+            )
+        return key
+
+    def backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = self.provider.open(self.spec, self.key())
+        return self._backend
+
+    def options(self, given: dict[str, Any] | list[tuple[str, Any]]) -> dict[str, Any]:
+        """Validate and coerce options for this model (raises OptionError)."""
+        return validate_options(given, self.provider.options, self.spec.id)
+
+    def prompt(self, prompt: str, *, system: str | None = None, stream: bool = True,
+               log: bool = True, conversation: AsyncConversation | None = None,
+               **options: Any) -> AsyncResponse:
+        return AsyncResponse(self._execution(prompt, system, stream, log, conversation, options),
+                             conversation)
+
+    def conversation(self, conversation_id: str | None = None) -> AsyncConversation:
+        return AsyncConversation(self, conversation_id)
+
+    async def aclose(self) -> None:
+        if self._backend is not None:
+            await self._backend.aclose()
+            self._backend = None
+
+    def _execution(self, prompt: str, system: str | None, stream: bool, log: bool,
+                   conversation: AsyncConversation | None, options: dict[str, Any]) -> Execution:
+        validated = self.options(options)
+        messages: list[Message] = []
+        if conversation is not None:
+            system = system if system is not None else conversation.system
+        if system:
+            messages.append(Message("system", system))
+        if conversation is not None:
+            messages.extend(conversation.messages)
+        messages.append(Message("user", prompt))
+        request = Request(tuple(messages), validated, stream)
+        return Execution(
+            self.backend(), self.spec, request, prompt=prompt, log=log, db=self.db,
+            conversation_id=conversation.id if conversation is not None else new_id(),
+        )
+
+
+class _ResponseBase:
+    def __init__(self, execution: Execution, conversation: Any) -> None:
+        self._execution = execution
+        self._conversation = conversation
+
+    @property
+    def model(self) -> str:
+        return self._execution.spec.id
+
+    @property
+    def prompt(self) -> str:
+        return self._execution.prompt
+
+    @property
+    def conversation_id(self) -> str | None:
+        return self._execution.conversation_id
+
+    def _done(self) -> Outcome:
+        if self._execution.outcome.error and self._execution.done:
+            raise AssayError(self._execution.outcome.error)
+        out = self._execution.outcome
+        if self._conversation is not None and not getattr(self, "_added", False):
+            self._added = True
+            self._conversation.add(self._execution.request.system, self.prompt, out.text)
+        return out
+
+    def to_dict(self, outcome: Outcome) -> dict[str, Any]:
+        return {
+            "id": outcome.log_id,
+            "model": self.model,
+            "resolved_model": outcome.resolved_model,
+            "conversation_id": self.conversation_id,
+            "prompt": self.prompt,
+            "system": self._execution.request.system,
+            "options": dict(self._execution.request.options),
+            "text": outcome.text,
+            "usage": outcome.usage.to_dict(),
+            "finish_reason": outcome.finish_reason,
+            "ttft_ms": outcome.ttft_ms,
+            "total_ms": outcome.total_ms,
+            "tokens_per_s": outcome.tokens_per_s,
+        }
+
+
+class AsyncResponse(_ResponseBase):
+    """A response that streams on ``async for`` and completes on ``await .text()``."""
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        if self._execution.done:
+            yield self._done().text
+            return
+        async for piece in self._execution.stream():
+            yield piece
+        self._done()
+
+    async def outcome(self) -> Outcome:
+        if not self._execution.done:
+            await self._execution.run()
+        return self._done()
+
+    async def text(self) -> str:
+        return (await self.outcome()).text
+
+    async def usage(self) -> Usage:
+        return (await self.outcome()).usage
+
+    async def json(self) -> dict[str, Any]:
+        return self.to_dict(await self.outcome())
+
+
+class Response(_ResponseBase):
+    """A response that streams on iteration and completes on ``.text()`` or ``.usage``."""
+
+    def __iter__(self) -> Iterator[str]:
+        if self._execution.done:
+            yield self._done().text
+            return
+        yield from _sync.iterate(self._execution.stream())
+        self._done()
+
+    def outcome(self) -> Outcome:
+        if not self._execution.done:
+            _sync.run(self._execution.run())
+        return self._done()
+
+    def text(self) -> str:
+        return self.outcome().text
+
+    @property
+    def usage(self) -> Usage:
+        return self.outcome().usage
+
+    @property
+    def id(self) -> int | None:
+        """The log row id (None when not logged)."""
+        return self.outcome().log_id
+
+    def json(self) -> dict[str, Any]:
+        return self.to_dict(self.outcome())
+
+
+class AsyncConversation:
+    """A chain of prompts that each see the earlier turns."""
+
+    def __init__(self, model: AsyncModel, conversation_id: str | None = None) -> None:
+        self.model = model
+        self.id = conversation_id or new_id()
+        self.system: str | None = None
+        self.messages: list[Message] = []
+        if conversation_id is not None:
+            found = log_store(model.db).conversation(conversation_id)
+            if found is None:
+                raise AssayError(f"no conversation with id {conversation_id!r} in the logs")
+            self.messages = found[1]
+
+    def add(self, system: str | None, prompt: str, text: str) -> None:
+        self.system = system or self.system
+        self.messages += [Message("user", prompt), Message("assistant", text)]
+
+    def prompt(self, prompt: str, *, system: str | None = None, **kwargs: Any) -> AsyncResponse:
+        return self.model.prompt(prompt, system=system, conversation=self, **kwargs)
+
+
+class Conversation(AsyncConversation):
+    """The sync twin of :class:`AsyncConversation`."""
+
+    def __init__(self, model: Model, conversation_id: str | None = None) -> None:
+        super().__init__(model.async_model, conversation_id)
+        self.sync_model = model
+
+    def prompt(self, prompt: str, *, system: str | None = None, **kwargs: Any) -> Response:  # type: ignore[override]
+        return self.sync_model.prompt(prompt, system=system, conversation=self, **kwargs)
+
+
+class Model:
+    """The sync twin of :class:`AsyncModel`; everything runs on one background loop."""
+
+    def __init__(self, async_model: AsyncModel) -> None:
+        self.async_model = async_model
+
+    @property
+    def id(self) -> str:
+        return self.async_model.id
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.async_model.spec
+
+    def __repr__(self) -> str:
+        return f"<Model {self.id} ({self.spec.provider})>"
+
+    def prompt(self, prompt: str, *, system: str | None = None, stream: bool = True,
+               log: bool = True, conversation: AsyncConversation | None = None,
+               **options: Any) -> Response:
+        execution = self.async_model._execution(prompt, system, stream, log, conversation, options)
+        return Response(execution, conversation)
+
+    def conversation(self, conversation_id: str | None = None) -> Conversation:
+        return Conversation(self, conversation_id)
+
+    def close(self) -> None:
+        _sync.run(self.async_model.aclose())
+
+
+def get_async_model(name: str | None = None, *, key: str | None = None,
+                    db: Path | str | None = None) -> AsyncModel:
+    """The model called ``name`` (an id or alias), or the default model."""
+    provider, spec = resolve(name)
+    return AsyncModel(provider, spec, key=key, db=db)
+
+
+def get_model(name: str | None = None, *, key: str | None = None,
+              db: Path | str | None = None) -> Model:
+    """The sync twin of :func:`get_async_model`."""
+    return Model(get_async_model(name, key=key, db=db))

@@ -1,0 +1,118 @@
+"""``assay logs``: show, search, count and delete logged responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ._common import echo_json, format_usage
+
+__all__ = ["logs"]
+
+
+def _store() -> Any:
+    from ..engine import log_store
+
+    return log_store()
+
+
+def _render(row: dict[str, Any]) -> str:
+    head = f"# {row['datetime_utc']}  id {row['id']}  {row['model']}"
+    if row["resolved_model"] and row["resolved_model"] != row["model"]:
+        head += f" ({row['resolved_model']})"
+    if row["conversation_id"]:
+        head += f"  conversation {row['conversation_id']}"
+    parts = [head, "", "## Prompt", "", row["prompt"], ""]
+    if row["system"]:
+        parts += ["## System", "", row["system"], ""]
+    parts += ["## Response", "", row["response"], ""]
+    if row["error"]:
+        parts += [f"Error: {row['error']}", ""]
+    facts = [format_usage(row)]
+    if row["total_ms"] is not None:
+        facts.append(f"{row['total_ms']:.0f} ms")
+    if row["ttft_ms"] is not None:
+        facts.append(f"first token {row['ttft_ms']:.0f} ms")
+    if row["tokens_per_s"]:
+        facts.append(f"{row['tokens_per_s']:.1f} tokens/s")
+    if row["cost_usd"] is not None:
+        facts.append(f"${row['cost_usd']:.6f}")
+    parts.append("_" + " · ".join(facts) + "_\n")
+    return "\n".join(parts)
+
+
+@click.group(invoke_without_command=True)
+@click.option("-n", "--count", "count", type=int, default=3, show_default=True,
+              help="How many responses to show; 0 for all.")
+@click.option("-m", "--model", help="Only responses from this model.")
+@click.option("-q", "--query", "search", help="Full-text search over prompts and responses.")
+@click.option("-c", "--current", is_flag=True, help="Only the most recent conversation.")
+@click.option("--cid", "--conversation", "cid", help="Only this conversation.")
+@click.option("--json", "as_json", is_flag=True, help="Print rows as JSON.")
+@click.pass_context
+def logs(ctx: click.Context, count: int, model: str | None, search: str | None, current: bool,
+         cid: str | None, as_json: bool) -> None:
+    """Show, search, count and delete logged responses.
+
+    With no subcommand, shows the newest responses, oldest first.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if count < 0:
+        raise click.BadParameter("must be 0 or more", param_hint="-n")
+    store = _store()
+    if current and not cid:
+        cid = store.latest_conversation_id()
+        if cid is None:
+            return
+    rows = store.query(count or None, model=model, search=search, conversation_id=cid)
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(_render(row))
+
+
+@logs.command(name="path")
+def path() -> None:
+    """Print the path of the log database."""
+    from ..store.db import db_path
+
+    click.echo(str(db_path()))
+
+
+@logs.command(name="rm")
+@click.argument("ids", nargs=-1, required=True, type=int)
+def rm(ids: tuple[int, ...]) -> None:
+    """Delete logged responses by id."""
+    deleted = _store().delete(list(ids))
+    missing = [i for i in ids if i not in deleted]
+    click.echo(f"deleted {len(deleted)} response{'s' if len(deleted) != 1 else ''}")
+    if missing:
+        click.echo(f"assay: error: no response with id {', '.join(map(str, missing))}", err=True)
+        raise SystemExit(1)
+
+
+@logs.command(name="stats")
+@click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
+def stats(as_json: bool) -> None:
+    """Count, tokens and time per model."""
+    rows = _store().stats()
+    if as_json:
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo("no responses logged yet")
+        return
+    header = ("model", "responses", "input", "output", "total s", "tokens/s", "errors")
+    table = [header] + [
+        (r["model"], str(r["responses"]), str(r["input_tokens"] or 0),
+         str(r["output_tokens"] or 0), f"{r['total_s'] or 0:.1f}",
+         f"{r['avg_tokens_per_s']:.1f}" if r["avg_tokens_per_s"] else "-", str(r["errors"]))
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                             for i, (cell, w) in enumerate(zip(row, widths))).rstrip())

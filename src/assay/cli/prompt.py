@@ -1,0 +1,99 @@
+"""``assay [PROMPT]``: send one prompt and stream the response."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from ._common import echo_json, format_usage, read_stdin
+
+__all__ = ["model_options", "open_conversation", "prompt"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def model_options(fn: F) -> F:
+    """The flags every prompting command shares."""
+    decorators = [
+        click.option("-m", "--model", "model_id", help="Model id or alias (see 'assay models')."),
+        click.option("-s", "--system", help="System prompt."),
+        click.option("-o", "--option", "options", type=(str, str), multiple=True,
+                     metavar="KEY VALUE", help="Model option, e.g. -o temperature 0."),
+        click.option("-c", "--continue", "continue_", is_flag=True,
+                     help="Continue the most recent conversation."),
+        click.option("--cid", "--conversation", "cid", help="Continue the conversation with this id."),
+        click.option("--key", help="API key to use instead of the stored one."),
+    ]
+    for decorator in reversed(decorators):
+        fn = decorator(fn)
+    return fn
+
+
+def open_conversation(model_id: str | None, continue_: bool, cid: str | None,
+                      key: str | None) -> tuple[Any, Any]:
+    """The model to use and, when continuing, the conversation to continue."""
+    from ..api import get_model
+    from ..engine import log_store
+    from ..errors import UsageError
+
+    if continue_ and not cid:
+        cid = log_store().latest_conversation_id()
+        if cid is None:
+            raise UsageError("there is no conversation to continue yet")
+    if cid:
+        found = log_store().conversation(cid)
+        if found is None:
+            raise UsageError(f"no conversation with id {cid!r} in the logs")
+        model = get_model(model_id or found[0], key=key)
+        return model, model.conversation(cid)
+    return get_model(model_id, key=key), None
+
+
+@click.command()
+@click.argument("prompt", required=False)
+@model_options
+@click.option("--no-stream", is_flag=True, help="Wait for the whole response, then print it.")
+@click.option("-n", "--no-log", is_flag=True, help="Do not log this prompt and response.")
+@click.option("--json", "as_json", is_flag=True, help="Print the response and its metrics as JSON.")
+@click.option("-u", "--usage", "show_usage", is_flag=True, help="Print token usage to stderr.")
+def prompt(prompt: str | None, model_id: str | None, system: str | None,
+           options: tuple[tuple[str, str], ...], continue_: bool, cid: str | None,
+           key: str | None, no_stream: bool, no_log: bool, as_json: bool,
+           show_usage: bool) -> None:
+    """Send a prompt to a model and stream the response.
+
+    The prompt comes from the argument, from stdin, or both (stdin first):
+    cat notes.txt | assay 'summarise'.
+    """
+    from ..errors import UsageError
+
+    piped = read_stdin()
+    text = "\n\n".join(part for part in (piped.strip("\n"), prompt) if part)
+    if not text:
+        raise UsageError("no prompt given: pass one as an argument or on stdin")
+    model, conversation = open_conversation(model_id, continue_, cid, key)
+    response = model.prompt(text, system=system, stream=not no_stream, log=not no_log,
+                            conversation=conversation, **_option_dict(options))
+    if as_json:
+        echo_json(response.json())
+    elif no_stream:
+        click.echo(response.text())
+    else:
+        for piece in response:
+            click.echo(piece, nl=False)
+        click.echo()
+    if show_usage:
+        click.echo(format_usage(response.usage.to_dict()), err=True)
+
+
+def _option_dict(options: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for name, value in options:
+        if name in result:  # repeated options (stop) accumulate
+            previous = result[name]
+            result[name] = [*(previous if isinstance(previous, list) else [previous]), value]
+        else:
+            result[name] = value
+    return result

@@ -1,0 +1,76 @@
+"""``models.yaml``: models you declare by hand, such as OpenAI-compatible endpoints.
+
+Each entry is a mapping::
+
+    - alias: groq-llama            # the name you pass to -m (``id`` also works)
+      base_url: https://api.groq.com/openai/v1
+      model: llama-3.1-8b-instant  # the name the server knows (defaults to alias)
+      key_name: groq               # read from GROQ_API_KEY or `assay keys set groq`
+      context_length: 131072       # optional
+      aliases: [groq]              # optional
+      provider: openai             # optional, openai is the default
+
+Unknown fields are an error that names the file and line, never skipped.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .settings import user_dir
+
+__all__ = ["declared_models", "models_yaml_path"]
+
+FIELDS = {"alias", "id", "base_url", "model", "key_name", "key_env", "context_length", "aliases",
+          "provider", "description", "headers"}
+
+
+def models_yaml_path() -> Path:
+    return user_dir() / "models.yaml"
+
+
+def declared_models(provider: str) -> list[dict[str, Any]]:
+    """The entries of ``models.yaml`` that belong to ``provider``."""
+    path = models_yaml_path()
+    if not path.exists():
+        return []
+    stat = path.stat()
+    entries = _load(str(path), stat.st_mtime_ns, stat.st_size)
+    return [e for e in entries if e.get("provider", "openai") == provider]
+
+
+@lru_cache(maxsize=4)
+def _load(path: str, _mtime: int, _size: int) -> list[dict[str, Any]]:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.compose(f, Loader=yaml.SafeLoader)
+            f.seek(0)
+            values = yaml.safe_load(f)
+    except yaml.MarkedYAMLError as e:
+        line = e.problem_mark.line + 1 if e.problem_mark else "?"
+        raise UsageError(f"{path}:{line}: invalid YAML: {e.problem}") from None
+    except (OSError, yaml.YAMLError) as e:
+        raise UsageError(f"cannot read {path}: {e}") from None
+    if values is None:
+        return []
+    if not isinstance(values, list) or data is None:
+        raise UsageError(f"{path}:1: models.yaml must be a list of models")
+    result = []
+    for node, entry in zip(data.value, values):
+        line = node.start_mark.line + 1
+        if not isinstance(entry, dict):
+            raise UsageError(f"{path}:{line}: each model must be a mapping")
+        unknown = sorted(set(entry) - FIELDS)
+        if unknown:
+            raise UsageError(f"{path}:{line}: unsupported field {unknown[0]!r}")
+        name = entry.get("alias") or entry.get("id")
+        if not name:
+            raise UsageError(f"{path}:{line}: a model needs an 'alias'")
+        entry = {**entry, "alias": str(name), "_where": f"{path}:{line}"}
+        result.append(entry)
+    return result

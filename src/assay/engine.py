@@ -1,0 +1,155 @@
+"""The execution engine: run one request on a backend, time it, and log it.
+
+Every caller (the Python API, the CLI, later batch, eval and arena) goes
+through :class:`Execution`, so timing, usage and logging are measured the
+same way everywhere:
+
+- ``ttft_ms``: from sending the request to the first text piece;
+- ``total_ms``: from sending the request to the final item;
+- ``tokens_per_s``: decode speed, ``(output_tokens - 1) / (total - ttft)``.
+
+A response that fails or is interrupted part-way is still logged, with the
+text received so far and the error, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AssayError
+from .providers.base import Backend
+from .store.logs import LogRecord, LogStore
+from .types import Final, ModelSpec, Request, Usage
+
+__all__ = ["Execution", "Outcome", "log_store"]
+
+_stores: dict[str, LogStore] = {}
+_stores_lock = threading.Lock()
+
+
+def log_store(path: Path | str | None = None) -> LogStore:
+    """One shared store per database file and process."""
+    from .store.db import db_path
+
+    key = str(path or db_path())
+    with _stores_lock:
+        if key not in _stores:
+            _stores[key] = LogStore(key)
+        return _stores[key]
+
+
+@dataclass
+class Outcome:
+    """Everything measured about one response."""
+
+    text: str = ""
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None
+    resolved_model: str | None = None
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+    tokens_per_s: float | None = None
+    error: str | None = None
+    log_id: int | None = None
+
+
+class Execution:
+    """One request on one backend: stream it, measure it, log it once."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        spec: ModelSpec,
+        request: Request,
+        *,
+        prompt: str,
+        conversation_id: str | None,
+        log: bool,
+        db: Path | str | None = None,
+    ) -> None:
+        self.backend = backend
+        self.spec = spec
+        self.request = request
+        self.prompt = prompt
+        self.conversation_id = conversation_id
+        self.log = log
+        self.db = db
+        self.outcome = Outcome()
+        self.done = False
+        self._pieces: list[str] = []
+
+    async def stream(self) -> AsyncIterator[str]:
+        """Yield text pieces as they arrive; log the response when it ends, however it ends."""
+        if self.done:
+            raise AssayError("this response has already been consumed")
+        out = self.outcome
+        await self.backend.warm(self.request)  # loading weights is not time to first token
+        start = time.perf_counter()
+        final = Final()
+        items = self.backend.generate(self.request)
+        try:
+            async for item in items:
+                if isinstance(item, Final):
+                    final = item
+                    continue
+                if out.ttft_ms is None:
+                    out.ttft_ms = (time.perf_counter() - start) * 1000
+                self._pieces.append(item)
+                yield item
+        except (Exception, asyncio.CancelledError, KeyboardInterrupt, GeneratorExit) as e:
+            if isinstance(e, AssayError):
+                out.error = str(e)
+            elif isinstance(e, Exception):
+                out.error = f"{type(e).__name__}: {e}"
+            else:
+                out.error = "interrupted"
+            self._finish(start, final)
+            raise
+        finally:
+            await items.aclose()  # type: ignore[attr-defined]
+        self._finish(start, final)
+
+    async def run(self) -> Outcome:
+        async for _ in self.stream():
+            pass
+        return self.outcome
+
+    def _finish(self, start: float, final: Final) -> None:
+        out = self.outcome
+        out.total_ms = (time.perf_counter() - start) * 1000
+        out.text = "".join(self._pieces)
+        out.usage = final.usage
+        out.finish_reason = final.finish_reason or ("error" if out.error else None)
+        out.resolved_model = final.resolved_model
+        n = final.usage.output_tokens
+        if n and n > 1 and out.ttft_ms is not None and out.total_ms > out.ttft_ms:
+            out.tokens_per_s = (n - 1) / ((out.total_ms - out.ttft_ms) / 1000)
+        self.done = True
+        if self.log:
+            out.log_id = log_store(self.db).insert(self.record())
+
+    def record(self) -> LogRecord:
+        out = self.outcome
+        options: dict[str, Any] = dict(self.request.options)
+        return LogRecord(
+            model=self.spec.id,
+            provider=self.spec.provider,
+            resolved_model=out.resolved_model,
+            prompt=self.prompt,
+            system=self.request.system,
+            conversation_id=self.conversation_id,
+            options=options,
+            response=out.text,
+            ttft_ms=out.ttft_ms,
+            total_ms=out.total_ms,
+            tokens_per_s=out.tokens_per_s,
+            finish_reason=out.finish_reason,
+            error=out.error,
+            **out.usage.to_dict(),
+        )

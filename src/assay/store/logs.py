@@ -1,0 +1,180 @@
+"""Reading and writing log rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..types import Message
+from .db import connect, store_error, write
+
+__all__ = ["LogRecord", "LogStore", "new_id"]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_id() -> str:
+    """A ULID: 26 characters that sort by creation time."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+
+@dataclass
+class LogRecord:
+    """One response, as stored in the ``responses`` table."""
+
+    model: str
+    provider: str
+    prompt: str
+    response: str = ""
+    system: str | None = None
+    conversation_id: str | None = None
+    resolved_model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    input_tokens: int | None = None
+    cached_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cost_usd: float | None = None
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+    tokens_per_s: float | None = None
+    finish_reason: str | None = None
+    error: str | None = None
+    datetime_utc: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    )
+
+
+def fts_query(text: str) -> str:
+    """Each word as a quoted FTS5 phrase, so user input can never be FTS syntax."""
+    words = re.findall(r"\w+", text)
+    return " ".join('"' + w + '"' for w in words)
+
+
+class LogStore:
+    """The responses and conversations tables behind one connection."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.conn = connect(path)
+        self.path = str(path) if path else self.conn.execute("PRAGMA database_list").fetchone()[2]
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def insert(self, record: LogRecord) -> int:
+        """Write one response (and its conversation, the first time); return its id."""
+        row = asdict(record)
+        row["options_json"] = json.dumps(row.pop("options"), sort_keys=True)
+        columns = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        try:
+            with write(self.conn) as conn:
+                if record.conversation_id:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO conversations (id, model, created_utc)"
+                        " VALUES (?, ?, ?)",
+                        (record.conversation_id, record.model, record.datetime_utc),
+                    )
+                cur = conn.execute(f"INSERT INTO responses ({columns}) VALUES ({marks})", row)
+        except sqlite3.Error as e:
+            raise store_error(self.path, e) from None
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def query(
+        self,
+        limit: int | None = 3,
+        *,
+        model: str | None = None,
+        search: str | None = None,
+        conversation_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """The newest matching rows, returned oldest first (as a transcript reads)."""
+        where: list[str] = []
+        args: list[Any] = []
+        if search:
+            where.append("r.id IN (SELECT rowid FROM responses_fts WHERE responses_fts MATCH ?"
+                         " ORDER BY rowid DESC LIMIT ?)")
+            args += [fts_query(search) or '""', -1 if limit is None else limit * 50 + 1000]
+        if model:
+            where.append("(r.model = ? OR r.resolved_model = ?)")
+            args += [model, model]
+        if conversation_id:
+            where.append("r.conversation_id = ?")
+            args.append(conversation_id)
+        sql = "SELECT r.* FROM responses r"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY r.id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        try:
+            rows = [dict(r) for r in self.conn.execute(sql, args)]
+        except sqlite3.Error as e:
+            raise store_error(self.path, e) from None
+        for r in rows:
+            r["options"] = json.loads(r.pop("options_json") or "{}")
+        rows.reverse()
+        return rows
+
+    def delete(self, ids: list[int]) -> list[int]:
+        """Delete responses by id; return the ids that existed."""
+        try:
+            with write(self.conn) as conn:
+                found = [i for i in ids
+                         if conn.execute("SELECT 1 FROM responses WHERE id = ?", (i,)).fetchone()]
+                conn.executemany("DELETE FROM responses WHERE id = ?", [(i,) for i in found])
+                conn.execute("DELETE FROM conversations WHERE id NOT IN"
+                             " (SELECT conversation_id FROM responses"
+                             "  WHERE conversation_id IS NOT NULL)")
+        except sqlite3.Error as e:
+            raise store_error(self.path, e) from None
+        return found
+
+    def stats(self) -> list[dict[str, Any]]:
+        """Count, tokens and time per model."""
+        sql = """
+            SELECT model, COUNT(*) AS responses,
+                   SUM(input_tokens) AS input_tokens, SUM(cached_tokens) AS cached_tokens,
+                   SUM(output_tokens) AS output_tokens, SUM(reasoning_tokens) AS reasoning_tokens,
+                   SUM(total_ms) / 1000.0 AS total_s, AVG(ttft_ms) AS avg_ttft_ms,
+                   AVG(tokens_per_s) AS avg_tokens_per_s, SUM(error IS NOT NULL) AS errors,
+                   SUM(cost_usd) AS cost_usd
+            FROM responses GROUP BY model ORDER BY responses DESC, model
+        """
+        try:
+            return [dict(r) for r in self.conn.execute(sql)]
+        except sqlite3.Error as e:
+            raise store_error(self.path, e) from None
+
+    def latest_conversation_id(self) -> str | None:
+        row = self.conn.execute(
+            "SELECT conversation_id FROM responses WHERE conversation_id IS NOT NULL"
+            " ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return row[0] if row else None
+
+    def conversation(self, conversation_id: str) -> tuple[str | None, list[Message]] | None:
+        """The model and the message history of a conversation, or None if it is unknown."""
+        head = self.conn.execute(
+            "SELECT model FROM conversations WHERE id = ?", (conversation_id,)
+        ).fetchone()
+        if head is None:
+            return None
+        messages: list[Message] = []
+        for r in self.conn.execute(
+            "SELECT prompt, response, system FROM responses"
+            " WHERE conversation_id = ? AND error IS NULL ORDER BY id",
+            (conversation_id,),
+        ):
+            messages += [Message("user", r["prompt"]), Message("assistant", r["response"])]
+        return head["model"], messages

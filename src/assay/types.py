@@ -1,0 +1,72 @@
+"""Plain data that flows between the API, the engine, providers and the store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Final", "Message", "ModelSpec", "Request", "Usage"]
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass
+class Usage:
+    """Token counts. ``None`` means the provider did not say."""
+
+    input_tokens: int | None = None
+    cached_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    def to_dict(self) -> dict[str, int | None]:
+        return {
+            "input_tokens": self.input_tokens,
+            "cached_tokens": self.cached_tokens,
+            "output_tokens": self.output_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a backend is asked to do: messages in, text out."""
+
+    messages: tuple[Message, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    stream: bool = True
+
+    @property
+    def system(self) -> str | None:
+        parts = [m.content for m in self.messages if m.role == "system"]
+        return "\n\n".join(parts) if parts else None
+
+
+@dataclass
+class Final:
+    """The last item a backend yields: why it stopped, and the usage it reported."""
+
+    finish_reason: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    resolved_model: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model a provider offers, as listed by ``assay models``."""
+
+    id: str
+    provider: str
+    context_length: int | None = None
+    key_name: str | None = None
+    key_env: str | None = None
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    config: Mapping[str, Any] = field(default_factory=dict)

@@ -38,7 +38,33 @@ _EXPORTS = {
     "user_dir": "settings",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "AssayError",
+    "AsyncConversation",
+    "AsyncModel",
+    "AsyncResponse",
+    "Backend",
+    "Conversation",
+    "Final",
+    "LogStore",
+    "Message",
+    "MissingKeyError",
+    "Model",
+    "ModelSpec",
+    "Option",
+    "OptionError",
+    "Provider",
+    "ProviderError",
+    "Request",
+    "Response",
+    "UnknownModelError",
+    "Usage",
+    "__version__",
+    "all_models",
+    "get_async_model",
+    "get_model",
+    "user_dir",
+]
 
 if TYPE_CHECKING:
     from .api import (

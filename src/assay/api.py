@@ -1,14 +1,14 @@
 """The Python API: models, responses and conversations, async first with sync twins.
 
-    import assay
-    model = assay.get_model("smollm2")
-    response = model.prompt("Name a colour", temperature=0)
-    for piece in response:        # streams
-        print(piece, end="")
-    print(response.usage)
+import assay
+model = assay.get_model("smollm2")
+response = model.prompt("Name a colour", temperature=0)
+for piece in response:        # streams
+    print(piece, end="")
+print(response.usage)
 
-    async_model = assay.get_async_model("smollm2")
-    text = await async_model.prompt("hi").text()
+async_model = assay.get_async_model("smollm2")
+text = await async_model.prompt("hi").text()
 """
 
 from __future__ import annotations
@@ -42,8 +42,14 @@ __all__ = [
 class AsyncModel:
     """A model, ready to prompt. The backend (a loaded GGUF, an HTTP pool) opens on first use."""
 
-    def __init__(self, provider: Provider, spec: ModelSpec, *, key: str | None = None,
-                 db: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        spec: ModelSpec,
+        *,
+        key: str | None = None,
+        db: Path | str | None = None,
+    ) -> None:
         self.provider = provider
         self.spec = spec
         self.db = db
@@ -80,11 +86,19 @@ class AsyncModel:
         """Validate and coerce options for this model (raises OptionError)."""
         return validate_options(given, self.provider.options, self.spec.id)
 
-    def prompt(self, prompt: str, *, system: str | None = None, stream: bool = True,
-               log: bool = True, conversation: AsyncConversation | None = None,
-               **options: Any) -> AsyncResponse:
-        return AsyncResponse(self._execution(prompt, system, stream, log, conversation, options),
-                             conversation)
+    def prompt(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        stream: bool = True,
+        log: bool = True,
+        conversation: AsyncConversation | None = None,
+        **options: Any,
+    ) -> AsyncResponse:
+        return AsyncResponse(
+            self._execution(prompt, system, stream, log, conversation, options), conversation
+        )
 
     def conversation(self, conversation_id: str | None = None) -> AsyncConversation:
         return AsyncConversation(self, conversation_id)
@@ -94,8 +108,15 @@ class AsyncModel:
             await self._backend.aclose()
             self._backend = None
 
-    def _execution(self, prompt: str, system: str | None, stream: bool, log: bool,
-                   conversation: AsyncConversation | None, options: dict[str, Any]) -> Execution:
+    def _execution(
+        self,
+        prompt: str,
+        system: str | None,
+        stream: bool,
+        log: bool,
+        conversation: AsyncConversation | None,
+        options: dict[str, Any],
+    ) -> Execution:
         validated = self.options(options)
         messages: list[Message] = []
         if conversation is not None:
@@ -107,7 +128,12 @@ class AsyncModel:
         messages.append(Message("user", prompt))
         request = Request(tuple(messages), validated, stream)
         return Execution(
-            self.backend(), self.spec, request, prompt=prompt, log=log, db=self.db,
+            self.backend(),
+            self.spec,
+            request,
+            prompt=prompt,
+            log=log,
+            db=self.db,
             conversation_id=conversation.id if conversation is not None else new_id(),
         )
 
@@ -263,9 +289,16 @@ class Model:
     def __repr__(self) -> str:
         return f"<Model {self.id} ({self.spec.provider})>"
 
-    def prompt(self, prompt: str, *, system: str | None = None, stream: bool = True,
-               log: bool = True, conversation: AsyncConversation | None = None,
-               **options: Any) -> Response:
+    def prompt(
+        self,
+        prompt: str,
+        *,
+        system: str | None = None,
+        stream: bool = True,
+        log: bool = True,
+        conversation: AsyncConversation | None = None,
+        **options: Any,
+    ) -> Response:
         execution = self.async_model._execution(prompt, system, stream, log, conversation, options)
         return Response(execution, conversation)
 
@@ -276,14 +309,16 @@ class Model:
         _sync.run(self.async_model.aclose())
 
 
-def get_async_model(name: str | None = None, *, key: str | None = None,
-                    db: Path | str | None = None) -> AsyncModel:
+def get_async_model(
+    name: str | None = None, *, key: str | None = None, db: Path | str | None = None
+) -> AsyncModel:
     """The model called ``name`` (an id or alias), or the default model."""
     provider, spec = resolve(name)
     return AsyncModel(provider, spec, key=key, db=db)
 
 
-def get_model(name: str | None = None, *, key: str | None = None,
-              db: Path | str | None = None) -> Model:
+def get_model(
+    name: str | None = None, *, key: str | None = None, db: Path | str | None = None
+) -> Model:
     """The sync twin of :func:`get_async_model`."""
     return Model(get_async_model(name, key=key, db=db))

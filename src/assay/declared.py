@@ -24,8 +24,19 @@ from .settings import user_dir
 
 __all__ = ["declared_models", "models_yaml_path"]
 
-FIELDS = {"alias", "id", "base_url", "model", "key_name", "key_env", "context_length", "aliases",
-          "provider", "description", "headers"}
+FIELDS = {
+    "alias",
+    "id",
+    "base_url",
+    "model",
+    "key_name",
+    "key_env",
+    "context_length",
+    "aliases",
+    "provider",
+    "description",
+    "headers",
+}
 
 
 def models_yaml_path() -> Path:
@@ -61,7 +72,7 @@ def _load(path: str, _mtime: int, _size: int) -> list[dict[str, Any]]:
     if not isinstance(values, list) or data is None:
         raise UsageError(f"{path}:1: models.yaml must be a list of models")
     result = []
-    for node, entry in zip(data.value, values):
+    for node, entry in zip(data.value, values, strict=True):
         line = node.start_mark.line + 1
         if not isinstance(entry, dict):
             raise UsageError(f"{path}:{line}: each model must be a mapping")

@@ -151,5 +151,8 @@ class Execution:
             tokens_per_s=out.tokens_per_s,
             finish_reason=out.finish_reason,
             error=out.error,
-            **out.usage.to_dict(),
+            input_tokens=out.usage.input_tokens,
+            cached_tokens=out.usage.cached_tokens,
+            output_tokens=out.usage.output_tokens,
+            reasoning_tokens=out.usage.reasoning_tokens,
         )

@@ -110,7 +110,7 @@ class ConnectError(ProviderError):
     """Could not connect to the model server."""
 
 
-class TimeoutError(ProviderError):  # noqa: A001 - deliberate, namespaced as assay.errors
+class TimeoutError(ProviderError):
     """The model server did not answer in time."""
 
 

@@ -34,7 +34,13 @@ class Option:
         try:
             result = self._convert(value)
         except (TypeError, ValueError):
-            kind = "a list of strings" if self.type is list else f"a {self.type.__name__}"
+            kinds = {
+                list: "a list of strings",
+                int: "an int",
+                float: "a float",
+                bool: "true or false",
+            }
+            kind = kinds.get(self.type, "a string")
             raise OptionError(f"option {self.name} must be {kind}, got {value!r}") from None
         if self.min is not None and result < self.min:
             raise OptionError(f"option {self.name} must be at least {self.min}, got {result}")

@@ -15,11 +15,11 @@ __all__ = ["echo_json", "format_usage", "read_stdin"]
 
 def read_stdin() -> str:
     """Piped stdin as text, or "" when stdin is a terminal or empty."""
-    stream = click.get_binary_stream("stdin")
+    stream = sys.stdin
     try:
-        if stream.isatty():
+        if stream is None or stream.isatty():
             return ""
-        data = stream.read()
+        data = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode()
     except (OSError, ValueError) as e:
         raise UsageError(f"cannot read stdin: {e}") from None
     try:

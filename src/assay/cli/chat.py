@@ -38,8 +38,15 @@ def _read_message() -> str | None:
 @click.command()
 @model_options
 @click.option("-n", "--no-log", is_flag=True, help="Do not log the conversation.")
-def chat(model_id: str | None, system: str | None, options: tuple[tuple[str, str], ...],
-         continue_: bool, cid: str | None, key: str | None, no_log: bool) -> None:
+def chat(
+    model_id: str | None,
+    system: str | None,
+    options: tuple[tuple[str, str], ...],
+    continue_: bool,
+    cid: str | None,
+    key: str | None,
+    no_log: bool,
+) -> None:
     """Chat interactively with a model kept loaded in memory.
 
     Multi-line input: type !multi, then the lines, then !end.

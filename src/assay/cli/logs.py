@@ -43,16 +43,30 @@ def _render(row: dict[str, Any]) -> str:
 
 
 @click.group(invoke_without_command=True)
-@click.option("-n", "--count", "count", type=int, default=3, show_default=True,
-              help="How many responses to show; 0 for all.")
+@click.option(
+    "-n",
+    "--count",
+    "count",
+    type=int,
+    default=3,
+    show_default=True,
+    help="How many responses to show; 0 for all.",
+)
 @click.option("-m", "--model", help="Only responses from this model.")
 @click.option("-q", "--query", "search", help="Full-text search over prompts and responses.")
 @click.option("-c", "--current", is_flag=True, help="Only the most recent conversation.")
 @click.option("--cid", "--conversation", "cid", help="Only this conversation.")
 @click.option("--json", "as_json", is_flag=True, help="Print rows as JSON.")
 @click.pass_context
-def logs(ctx: click.Context, count: int, model: str | None, search: str | None, current: bool,
-         cid: str | None, as_json: bool) -> None:
+def logs(
+    ctx: click.Context,
+    count: int,
+    model: str | None,
+    search: str | None,
+    current: bool,
+    cid: str | None,
+    as_json: bool,
+) -> None:
     """Show, search, count and delete logged responses.
 
     With no subcommand, shows the newest responses, oldest first.
@@ -107,12 +121,22 @@ def stats(as_json: bool) -> None:
         return
     header = ("model", "responses", "input", "output", "total s", "tokens/s", "errors")
     table = [header] + [
-        (r["model"], str(r["responses"]), str(r["input_tokens"] or 0),
-         str(r["output_tokens"] or 0), f"{r['total_s'] or 0:.1f}",
-         f"{r['avg_tokens_per_s']:.1f}" if r["avg_tokens_per_s"] else "-", str(r["errors"]))
+        (
+            r["model"],
+            str(r["responses"]),
+            str(r["input_tokens"] or 0),
+            str(r["output_tokens"] or 0),
+            f"{r['total_s'] or 0:.1f}",
+            f"{r['avg_tokens_per_s']:.1f}" if r["avg_tokens_per_s"] else "-",
+            str(r["errors"]),
+        )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        click.echo("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                             for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        click.echo(
+            "  ".join(
+                cell.ljust(w) if i == 0 else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -31,27 +32,41 @@ def models(ctx: click.Context, as_json: bool) -> None:
     aliases: dict[str, list[str]] = {}
     for alias, target in settings.aliases.items():
         aliases.setdefault(target, []).append(alias)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for _, spec in all_models():
         key_state = "-"
         if spec.key_name:
-            key_state = "set" if get_key(spec.key_name, spec.key_env) else f"missing ({spec.key_name})"
-        rows.append({
-            "id": spec.id, "provider": spec.provider, "context_length": spec.context_length,
-            "key": key_state, "aliases": [*spec.aliases, *aliases.get(spec.id, [])],
-            "default": spec.id == default, "description": spec.description,
-        })
+            found = get_key(spec.key_name, spec.key_env)
+            key_state = "set" if found else f"missing ({spec.key_name})"
+        rows.append(
+            {
+                "id": spec.id,
+                "provider": spec.provider,
+                "context_length": spec.context_length,
+                "key": key_state,
+                "aliases": [*spec.aliases, *aliases.get(spec.id, [])],
+                "default": spec.id == default,
+                "description": spec.description,
+            }
+        )
     if as_json:
         echo_json(rows)
         return
-    table = [("", "model", "provider", "context", "key", "aliases")] + [
-        ("*" if r["default"] else "", str(r["id"]), str(r["provider"]),
-         str(r["context_length"] or "-"), str(r["key"]), ", ".join(r["aliases"]))  # type: ignore[arg-type]
+    header = ("", "model", "provider", "context", "key", "aliases")
+    table = [header] + [
+        (
+            "*" if r["default"] else "",
+            r["id"],
+            r["provider"],
+            str(r["context_length"] or "-"),
+            r["key"],
+            ", ".join(r["aliases"]),
+        )
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(6)]
     for row in table:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 @models.command(name="default")

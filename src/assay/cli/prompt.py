@@ -19,11 +19,25 @@ def model_options(fn: F) -> F:
     decorators = [
         click.option("-m", "--model", "model_id", help="Model id or alias (see 'assay models')."),
         click.option("-s", "--system", help="System prompt."),
-        click.option("-o", "--option", "options", type=(str, str), multiple=True,
-                     metavar="KEY VALUE", help="Model option, e.g. -o temperature 0."),
-        click.option("-c", "--continue", "continue_", is_flag=True,
-                     help="Continue the most recent conversation."),
-        click.option("--cid", "--conversation", "cid", help="Continue the conversation with this id."),
+        click.option(
+            "-o",
+            "--option",
+            "options",
+            type=(str, str),
+            multiple=True,
+            metavar="KEY VALUE",
+            help="Model option, e.g. -o temperature 0.",
+        ),
+        click.option(
+            "-c",
+            "--continue",
+            "continue_",
+            is_flag=True,
+            help="Continue the most recent conversation.",
+        ),
+        click.option(
+            "--cid", "--conversation", "cid", help="Continue the conversation with this id."
+        ),
         click.option("--key", help="API key to use instead of the stored one."),
     ]
     for decorator in reversed(decorators):
@@ -31,8 +45,9 @@ def model_options(fn: F) -> F:
     return fn
 
 
-def open_conversation(model_id: str | None, continue_: bool, cid: str | None,
-                      key: str | None) -> tuple[Any, Any]:
+def open_conversation(
+    model_id: str | None, continue_: bool, cid: str | None, key: str | None
+) -> tuple[Any, Any]:
     """The model to use and, when continuing, the conversation to continue."""
     from ..api import get_model
     from ..engine import log_store
@@ -58,10 +73,19 @@ def open_conversation(model_id: str | None, continue_: bool, cid: str | None,
 @click.option("-n", "--no-log", is_flag=True, help="Do not log this prompt and response.")
 @click.option("--json", "as_json", is_flag=True, help="Print the response and its metrics as JSON.")
 @click.option("-u", "--usage", "show_usage", is_flag=True, help="Print token usage to stderr.")
-def prompt(prompt: str | None, model_id: str | None, system: str | None,
-           options: tuple[tuple[str, str], ...], continue_: bool, cid: str | None,
-           key: str | None, no_stream: bool, no_log: bool, as_json: bool,
-           show_usage: bool) -> None:
+def prompt(
+    prompt: str | None,
+    model_id: str | None,
+    system: str | None,
+    options: tuple[tuple[str, str], ...],
+    continue_: bool,
+    cid: str | None,
+    key: str | None,
+    no_stream: bool,
+    no_log: bool,
+    as_json: bool,
+    show_usage: bool,
+) -> None:
     """Send a prompt to a model and stream the response.
 
     The prompt comes from the argument, from stdin, or both (stdin first):
@@ -74,8 +98,14 @@ def prompt(prompt: str | None, model_id: str | None, system: str | None,
     if not text:
         raise UsageError("no prompt given: pass one as an argument or on stdin")
     model, conversation = open_conversation(model_id, continue_, cid, key)
-    response = model.prompt(text, system=system, stream=not no_stream, log=not no_log,
-                            conversation=conversation, **_option_dict(options))
+    response = model.prompt(
+        text,
+        system=system,
+        stream=not no_stream,
+        log=not no_log,
+        conversation=conversation,
+        **_option_dict(options),
+    )
     if as_json:
         echo_json(response.json())
     elif no_stream:

@@ -18,7 +18,7 @@ import httpx
 
 from ..errors import ConnectError, HTTPStatusError, ProviderError, TimeoutError
 
-__all__ = ["RETRY_STATUSES", "RetryPolicy", "error_message", "translate", "parse_retry_after"]
+__all__ = ["RETRY_STATUSES", "RetryPolicy", "error_message", "parse_retry_after", "translate"]
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 

@@ -16,11 +16,12 @@ and load options, and one lock per model makes requests take turns.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import codecs
 import os
 import threading
-from dataclasses import dataclass
 from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +76,18 @@ def gemma_path() -> Path:
 
 
 _BUILTIN: dict[str, dict[str, Any]] = {
-    "smollm2": {"locate": smollm2_path, "context_length": 8192, "aliases": ("SmolLM2",),
-                "description": "SmolLM2-135M-Instruct Q4_1 (bundled, default)"},
-    "gemma3-270m": {"locate": gemma_path, "context_length": 32768, "aliases": ("gemma3",),
-                    "description": "Gemma 3 270M Q4_K_M base model (completion)"},
+    "smollm2": {
+        "locate": smollm2_path,
+        "context_length": 8192,
+        "aliases": ("SmolLM2",),
+        "description": "SmolLM2-135M-Instruct Q4_1 (bundled, default)",
+    },
+    "gemma3-270m": {
+        "locate": gemma_path,
+        "context_length": 32768,
+        "aliases": ("gemma3",),
+        "description": "Gemma 3 270M Q4_K_M base model (completion)",
+    },
 }
 
 _loaded: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
@@ -97,13 +106,32 @@ def _load(path: Path, n_ctx: int, threads: int) -> tuple[Any, threading.Lock]:
             from llama_cpp import Llama
         except ImportError:
             raise ModelLoadError("llama-cpp-python is not installed: run ./install.sh") from None
+        from llama_cpp._utils import suppress_stdout_stderr
+
         try:
-            llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads,
-                        n_threads_batch=threads, verbose=False)
+            # llama.cpp prints notes to fd 2 even with verbose=False; keep the terminal clean.
+            with suppress_stdout_stderr(disable=False):
+                llm = Llama(
+                    model_path=str(path),
+                    n_ctx=n_ctx,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelLoadError(f"cannot load {path}: {e}") from None
+        if not _loaded:
+            atexit.register(_close_all)
         _loaded[key] = (llm, threading.Lock())
         return _loaded[key]
+
+
+def _close_all() -> None:
+    """Free models before interpreter shutdown, when llama_cpp's own __del__ would fail."""
+    with _loaded_lock:
+        for llm, _ in _loaded.values():
+            llm.close()
+        _loaded.clear()
 
 
 class _Renderer:
@@ -125,10 +153,13 @@ class _Renderer:
 
     def tokens(self, messages: tuple[Message, ...]) -> list[int]:
         if self.formatter is not None:
-            result = self.formatter(messages=[{"role": m.role, "content": m.content}
-                                              for m in messages])
-            return list(self.llm.tokenize(result.prompt.encode(), add_bos=not result.added_special,
-                                          special=True))
+            chat: Any = [{"role": m.role, "content": m.content} for m in messages]
+            result = self.formatter(messages=chat)
+            return list(
+                self.llm.tokenize(
+                    result.prompt.encode(), add_bos=not result.added_special, special=True
+                )
+            )
         text = "\n\n".join(m.content for m in messages)
         return list(self.llm.tokenize(text.encode(), add_bos=True, special=False))
 
@@ -183,16 +214,19 @@ class LocalBackend(Backend):
             try:
                 tokens = renderer.tokens(request.messages)
             except Exception as e:  # template errors are jinja2 exceptions of many kinds
-                raise UsageError(f"cannot render the chat template of {self.spec.id}: {e}") from None
-            room = llm.n_ctx() - len(tokens)
+                raise UsageError(
+                    f"cannot render the chat template of {self.spec.id}: {e}"
+                ) from None
+            n_ctx = min(llm.n_ctx(), len(llm.input_ids))  # llama.cpp may pad n_ctx() upwards
+            room = n_ctx - len(tokens)
             if room < 1:
                 raise UsageError(
                     f"the prompt is {len(tokens)} tokens but {self.spec.id} has a context of"
-                    f" {llm.n_ctx()} (raise it with -o n_ctx N)"
+                    f" {n_ctx} (raise it with -o n_ctx N)"
                 )
             max_tokens = min(int(opts.get("max_tokens") or room), room)
             cached = 0
-            for a, b in zip(llm._input_ids[: llm.n_tokens], tokens):
+            for a, b in zip(llm._input_ids[: llm.n_tokens], tokens, strict=False):
                 if a != b:
                     break
                 cached += 1
@@ -202,8 +236,11 @@ class LocalBackend(Backend):
             yield from _decode(llm, tokens, max_tokens, opts, cancel, state)
             yield Final(
                 finish_reason=state.finish,
-                usage=Usage(input_tokens=len(tokens), cached_tokens=min(cached, len(tokens) - 1),
-                            output_tokens=state.n_out),
+                usage=Usage(
+                    input_tokens=len(tokens),
+                    cached_tokens=min(cached, len(tokens) - 1),
+                    output_tokens=state.n_out,
+                ),
                 resolved_model=self.spec.id,
             )
 
@@ -214,8 +251,14 @@ class _DecodeState:
     n_out: int = 0
 
 
-def _decode(llm: Any, tokens: list[int], max_tokens: int, opts: Any, cancel: threading.Event,
-            state: _DecodeState) -> Iterator[str]:
+def _decode(
+    llm: Any,
+    tokens: list[int],
+    max_tokens: int,
+    opts: Any,
+    cancel: threading.Event,
+    state: _DecodeState,
+) -> Iterator[str]:
     """Sample tokens, decode UTF-8 incrementally, and hold back text that may start a stop."""
     import llama_cpp
 
@@ -275,14 +318,20 @@ class LocalProvider(Provider):
     def models(self) -> Iterable[ModelSpec]:
         for name, info in _BUILTIN.items():
             yield ModelSpec(
-                id=name, provider=self.name, context_length=info["context_length"],
-                aliases=info["aliases"], description=info["description"],
+                id=name,
+                provider=self.name,
+                context_length=info["context_length"],
+                aliases=info["aliases"],
+                description=info["description"],
                 config={"locate": info["locate"]},
             )
         for name, info in Settings().gguf_models.items():
             yield ModelSpec(
-                id=name, provider=self.name, context_length=info.get("context_length"),
-                description=info["path"], config={"path": info["path"]},
+                id=name,
+                provider=self.name,
+                context_length=info.get("context_length"),
+                description=info["path"],
+                config={"path": info["path"]},
             )
 
     def open(self, spec: ModelSpec, key: str | None) -> Backend:
@@ -301,5 +350,10 @@ def add_gguf(path: Path, name: str) -> ModelSpec:
     settings = Settings()
     settings.gguf_models[name] = {"path": str(path), "context_length": ctx}
     settings.save()
-    return ModelSpec(id=name, provider=LocalProvider.name, context_length=ctx,
-                     description=str(path), config={"path": str(path)})
+    return ModelSpec(
+        id=name,
+        provider=LocalProvider.name,
+        context_length=ctx,
+        description=str(path),
+        config={"path": str(path)},
+    )

@@ -40,8 +40,16 @@ OPENAI_MODELS: dict[str, int] = {
     "gpt-5-nano": 400_000,
 }
 # Options sent to the server as they are.
-_PASSTHROUGH = ("temperature", "max_tokens", "top_p", "seed", "stop", "frequency_penalty",
-                "presence_penalty", "reasoning_effort")
+_PASSTHROUGH = (
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "seed",
+    "stop",
+    "frequency_penalty",
+    "presence_penalty",
+    "reasoning_effort",
+)
 
 
 def parse_usage(data: Any) -> Usage:
@@ -88,7 +96,9 @@ class OpenAIBackend(Backend):
                 headers["Authorization"] = f"Bearer {self._key}"
             transport = self._transport or httpx.AsyncHTTPTransport(retries=1)
             self._client = httpx.AsyncClient(
-                base_url=self.base_url, headers=headers, transport=transport,
+                base_url=self.base_url,
+                headers=headers,
+                transport=transport,
                 limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
             )
         return self._client
@@ -213,8 +223,12 @@ class OpenAIProvider(Provider):
         *COMMON_OPTIONS,
         Option("frequency_penalty", float, "Penalise tokens by how often they appeared", -2, 2),
         Option("presence_penalty", float, "Penalise tokens that appeared at all", -2, 2),
-        Option("reasoning_effort", str, "Reasoning models: how hard to think",
-               choices=("minimal", "low", "medium", "high")),
+        Option(
+            "reasoning_effort",
+            str,
+            "Reasoning models: how hard to think",
+            choices=("minimal", "low", "medium", "high"),
+        ),
         Option("json_object", bool, "Ask for a JSON object (response_format)"),
         Option("timeout", float, "Read timeout in seconds (default 300)", 0.001),
         Option("connect_timeout", float, "Connect timeout in seconds (default 10)", 0.001),
@@ -225,8 +239,12 @@ class OpenAIProvider(Provider):
         base_url = os.environ.get("OPENAI_BASE_URL", DEFAULT_BASE_URL)
         for name, ctx in OPENAI_MODELS.items():
             yield ModelSpec(
-                id=name, provider=self.name, context_length=ctx, key_name="openai",
-                key_env="OPENAI_API_KEY", description="OpenAI",
+                id=name,
+                provider=self.name,
+                context_length=ctx,
+                key_name="openai",
+                key_env="OPENAI_API_KEY",
+                description="OpenAI",
                 config={"base_url": base_url, "model": name},
             )
         for entry in declared_models(self.name):
@@ -240,8 +258,11 @@ class OpenAIProvider(Provider):
                 key_env=entry.get("key_env"),
                 aliases=tuple(entry.get("aliases") or ()),
                 description=entry.get("description") or entry["base_url"],
-                config={"base_url": entry["base_url"], "model": entry.get("model") or entry["alias"],
-                        "headers": entry.get("headers") or {}},
+                config={
+                    "base_url": entry["base_url"],
+                    "model": entry.get("model") or entry["alias"],
+                    "headers": entry.get("headers") or {},
+                },
             )
 
     def open(self, spec: ModelSpec, key: str | None) -> Backend:

@@ -101,8 +101,10 @@ class LogStore:
         where: list[str] = []
         args: list[Any] = []
         if search:
-            where.append("r.id IN (SELECT rowid FROM responses_fts WHERE responses_fts MATCH ?"
-                         " ORDER BY rowid DESC LIMIT ?)")
+            where.append(
+                "r.id IN (SELECT rowid FROM responses_fts WHERE responses_fts MATCH ?"
+                " ORDER BY rowid DESC LIMIT ?)"
+            )
             args += [fts_query(search) or '""', -1 if limit is None else limit * 50 + 1000]
         if model:
             where.append("(r.model = ? OR r.resolved_model = ?)")
@@ -130,12 +132,17 @@ class LogStore:
         """Delete responses by id; return the ids that existed."""
         try:
             with write(self.conn) as conn:
-                found = [i for i in ids
-                         if conn.execute("SELECT 1 FROM responses WHERE id = ?", (i,)).fetchone()]
+                found = [
+                    i
+                    for i in ids
+                    if conn.execute("SELECT 1 FROM responses WHERE id = ?", (i,)).fetchone()
+                ]
                 conn.executemany("DELETE FROM responses WHERE id = ?", [(i,) for i in found])
-                conn.execute("DELETE FROM conversations WHERE id NOT IN"
-                             " (SELECT conversation_id FROM responses"
-                             "  WHERE conversation_id IS NOT NULL)")
+                conn.execute(
+                    "DELETE FROM conversations WHERE id NOT IN"
+                    " (SELECT conversation_id FROM responses"
+                    "  WHERE conversation_id IS NOT NULL)"
+                )
         except sqlite3.Error as e:
             raise store_error(self.path, e) from None
         return found

@@ -31,9 +31,8 @@ ROOT_TESTS = os.path.join(os.path.dirname(__file__), "..", "tests")
 
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
     sys.path.insert(0, ROOT_TESTS)
-    from conftest import free_port, wait_for  # the same helpers the tests use
-
     from assay.providers.local import smollm2_path
+    from conftest import free_port, wait_for  # the same helpers the tests use
 
     port = free_port()
     proc = subprocess.Popen(

@@ -204,3 +204,22 @@ def test_help_does_not_import_heavy_modules() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_chat_keeps_one_conversation_and_takes_multiline_input() -> None:
+    script = "hello there\n!multi\nline one\nline two\n!end\n!help\nexit\n"
+    out = run("chat", "-m", "echo", input=script)
+    assert "Chatting with echo" in out
+    assert "hello there" in out and "line one\nline two" in out and "!multi" in out
+    rows = log_store().query(None)
+    assert [r["prompt"] for r in rows] == ["hello there", "line one\nline two"]
+    assert len({r["conversation_id"] for r in rows}) == 1
+
+
+def test_chat_survives_failed_turns() -> None:
+    result = CliRunner().invoke(
+        cli, ["chat", "-m", "echo", "-o", "fail", "model fell over"], input="first\nsecond\n"
+    )
+    assert result.exit_code == 0
+    assert result.stderr == "assay: error: model fell over\n" * 2
+    assert [r["error"] for r in log_store().query(None)] == ["model fell over"] * 2

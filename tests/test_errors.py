@@ -169,3 +169,25 @@ def test_debug_shows_the_traceback(faulty: Path) -> None:
         timeout=60,
     )
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_ctrl_c_mid_stream_logs_the_partial_response(assay_home: Path) -> None:
+    import signal
+
+    proc = subprocess.Popen(
+        [*ASSAY, "-m", "echo", "-o", "token_delay", "0.3", "one two three four five six"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.read(4) == "one "  # the stream has started
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err == "assay: interrupted\n"
+    rows = json.loads(assay("logs", "--json").stdout)
+    assert rows[-1]["error"] == "interrupted"
+    assert rows[-1]["response"].startswith("one ")
+    assert rows[-1]["response"] != "one two three four five six"

@@ -132,3 +132,13 @@ def test_eight_processes_logging_at_once_lose_no_row(tmp_path: Path) -> None:
     assert prompts == {f"w{w} r{i}" for w in range(8) for i in range(50)}
     assert conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 400
     assert conn.execute("SELECT COUNT(*) FROM conversations").fetchone()[0] == 8
+
+
+def test_a_full_disk_is_a_clear_error_and_keeps_earlier_rows(tmp_path: Path) -> None:
+    store = LogStore(tmp_path / "logs.db")
+    store.insert(_record(1))
+    pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+    store.conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is now full
+    with pytest.raises(StoreError, match=r"full.*nothing already logged was lost"):
+        store.insert(_record(2, response="x" * 100_000))
+    assert [r["prompt"] for r in store.query(None)] == ["prompt 1"]

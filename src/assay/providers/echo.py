@@ -11,6 +11,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Iterable
 
+from ..errors import ProviderError
 from ..options import COMMON_OPTIONS, Option
 from ..types import Final, ModelSpec, Request, Usage
 from .base import Backend, Provider
@@ -39,6 +40,8 @@ class EchoBackend(Backend):
             pieces, finish = pieces[:max_tokens], "length"
         if opts.get("delay"):
             await asyncio.sleep(opts["delay"])
+        if opts.get("fail"):
+            raise ProviderError(opts["fail"])
         token_delay = opts.get("token_delay") or 0.0
         for i, piece in enumerate(pieces):
             if token_delay and i:
@@ -65,6 +68,7 @@ class EchoProvider(Provider):
         Option("cached_tokens", int, "Report this many cached input tokens", 0),
         Option("output_tokens", int, "Report this many output tokens", 0),
         Option("reasoning_tokens", int, "Report this many reasoning tokens", 0),
+        Option("fail", str, "Fail with this error message instead of answering"),
     )
 
     def models(self) -> Iterable[ModelSpec]:

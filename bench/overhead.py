@@ -32,34 +32,9 @@ ROOT_TESTS = os.path.join(os.path.dirname(__file__), "..", "tests")
 def start_server() -> tuple[subprocess.Popen[bytes], str]:
     sys.path.insert(0, ROOT_TESTS)
     from assay.providers.local import smollm2_path
-    from conftest import free_port, wait_for  # the same helpers the tests use
+    from conftest import start_llama_server  # the same helper the tests use
 
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(smollm2_path()),
-            "--model_alias",
-            "smollm2",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "1024",
-            "--interrupt_requests",
-            "False",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}/v1"
-    wait_for(f"{base}/models", proc)
-    return proc, base
+    return start_llama_server(smollm2_path(), n_ctx=1024)
 
 
 def raw_call(client: httpx.Client, body: dict) -> str:

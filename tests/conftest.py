@@ -61,9 +61,11 @@ def smollm2_path() -> Path:
     return smollm2_path()
 
 
-@pytest.fixture(scope="session")
-def llama_server(smollm2_path: Path) -> Iterator[str]:
-    """llama-cpp-python's own OpenAI-compatible server, serving SmolLM2 on 127.0.0.1."""
+def start_llama_server(model: Path, n_ctx: int = 2048) -> tuple[subprocess.Popen[bytes], str]:
+    """Start llama-cpp-python's OpenAI-compatible server on 127.0.0.1; return it and its base URL.
+
+    ``--interrupt_requests False``: otherwise a new streaming request cuts off the running one.
+    """
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -71,7 +73,7 @@ def llama_server(smollm2_path: Path) -> Iterator[str]:
             "-m",
             "llama_cpp.server",
             "--model",
-            str(smollm2_path),
+            str(model),
             "--model_alias",
             "smollm2",
             "--host",
@@ -79,7 +81,7 @@ def llama_server(smollm2_path: Path) -> Iterator[str]:
             "--port",
             str(port),
             "--n_ctx",
-            "2048",
+            str(n_ctx),
             "--interrupt_requests",
             "False",
         ],
@@ -90,6 +92,17 @@ def llama_server(smollm2_path: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}/v1"
     try:
         wait_for(f"{base}/models", proc)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, base
+
+
+@pytest.fixture(scope="session")
+def llama_server(smollm2_path: Path) -> Iterator[str]:
+    """llama-cpp-python's own OpenAI-compatible server, serving SmolLM2 on 127.0.0.1."""
+    proc, base = start_llama_server(smollm2_path)
+    try:
         yield base
     finally:
         proc.terminate()

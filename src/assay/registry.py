@@ -33,7 +33,9 @@ def providers() -> dict[str, Provider]:
             print(f"assay: skipping provider {ep.name!r}: not a Provider", file=sys.stderr)
             continue
         found[getattr(provider, "name", ep.name)] = provider
-    return found
+    # Built-ins first (real models before the fake), then plugins by name.
+    order = {"local": 0, "openai": 1, "echo": 3}
+    return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], 2), kv[0])))
 
 
 def all_models() -> list[tuple[Provider, ModelSpec]]:

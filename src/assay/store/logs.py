@@ -100,22 +100,23 @@ class LogStore:
         """The newest matching rows, returned oldest first (as a transcript reads)."""
         where: list[str] = []
         args: list[Any] = []
+        sql = "SELECT r.* FROM responses r"
+        order = "r.id"
         if search:
-            where.append(
-                "r.id IN (SELECT rowid FROM responses_fts WHERE responses_fts MATCH ?"
-                " ORDER BY rowid DESC LIMIT ?)"
-            )
-            args += [fts_query(search) or '""', -1 if limit is None else limit * 50 + 1000]
+            # FTS drives the query, newest match first, so LIMIT stops the scan early.
+            sql = "SELECT r.* FROM responses_fts f JOIN responses r ON r.id = f.rowid"
+            where.append("responses_fts MATCH ?")
+            args.append(fts_query(search) or '""')
+            order = "f.rowid"
         if model:
             where.append("(r.model = ? OR r.resolved_model = ?)")
             args += [model, model]
         if conversation_id:
             where.append("r.conversation_id = ?")
             args.append(conversation_id)
-        sql = "SELECT r.* FROM responses r"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY r.id DESC"
+        sql += f" ORDER BY {order} DESC"
         if limit is not None:
             sql += " LIMIT ?"
             args.append(limit)

@@ -142,3 +142,13 @@ def test_a_full_disk_is_a_clear_error_and_keeps_earlier_rows(tmp_path: Path) -> 
     with pytest.raises(StoreError, match=r"full.*nothing already logged was lost"):
         store.insert(_record(2, response="x" * 100_000))
     assert [r["prompt"] for r in store.query(None)] == ["prompt 1"]
+
+
+def test_search_with_a_filter_finds_old_matches(tmp_path: Path) -> None:
+    store = LogStore(tmp_path / "logs.db")
+    store.insert(_record(0, model="old", prompt="fox"))
+    for i in range(1500):
+        store.insert(_record(i, prompt="fox again"))
+    found = store.query(3, search="fox", model="old")
+    assert [r["model"] for r in found] == ["old"]
+    assert len(store.query(3, search="fox")) == 3

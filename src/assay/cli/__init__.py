@@ -103,6 +103,9 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("assay: interrupted", err=True)
         sys.exit(130)
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.ctx.get_help())  # bare `assay` at a terminal: help, not an error
+        sys.exit(0)
     except click.ClickException as e:
         hint = ""
         if isinstance(e, click.UsageError) and e.ctx is not None:

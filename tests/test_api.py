@@ -154,3 +154,53 @@ def test_error_response_is_logged_and_raised() -> None:
     assert row["response"] == "partial "
     assert row["error"] == "upstream fell over"
     assert row["finish_reason"] == "error"
+
+
+def test_threads_sharing_the_log_store_lose_no_row() -> None:
+    import threading
+
+    model = assay.get_model("echo")
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(50):
+                asyncio.run(assay.get_async_model("echo").prompt(f"t{n} p{i}").text())
+                model.prompt(f"s{n} p{i}").text()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(log_store().query(None)) == 800
+
+
+def test_a_response_cannot_be_read_twice_at_once() -> None:
+    async def go() -> list[object]:
+        response = assay.get_async_model("echo").prompt("a b c", token_delay=0.01)
+        return await asyncio.gather(response.text(), response.text(), return_exceptions=True)
+
+    results = asyncio.run(go())
+    assert results[0] == "a b c"
+    assert isinstance(results[1], AssayError)
+    assert [r["response"] for r in log_store().query(None)] == ["a b c"]
+
+
+def test_a_continued_conversation_keeps_its_system_prompt() -> None:
+    model = assay.get_model("echo")
+    first = model.prompt("hi", system="be terse")
+    first.text()
+    again = model.conversation(first.conversation_id)
+    assert again.system == "be terse"
+    second = again.prompt("more")
+    second.text()
+    assert second.json()["system"] == "be terse"
+
+
+def test_empty_stop_sequence_is_rejected() -> None:
+    with pytest.raises(OptionError, match="stop"):
+        assay.get_model("echo").prompt("x", stop="")

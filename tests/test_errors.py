@@ -191,3 +191,34 @@ def test_ctrl_c_mid_stream_logs_the_partial_response(assay_home: Path) -> None:
     assert rows[-1]["error"] == "interrupted"
     assert rows[-1]["response"].startswith("one ")
     assert rows[-1]["response"] != "one two three four five six"
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "pattern"),
+    [
+        ("- alias: a\n  base_url: http://x\n  aliases: fx\n", "'aliases' must be a list"),
+        ("- alias: a\n  base_url: http://x\n  headers: [a]\n", "'headers' must be a mapping"),
+        ("- alias: a\n  base_url: http://x\n  context_length: big\n", "'context_length' must"),
+    ],
+)
+def test_wrong_types_in_models_yaml(assay_home: Path, yaml_text: str, pattern: str) -> None:
+    declare(assay_home, yaml_text)
+    assert_one_line(assay("-m", "echo", "hi"), pattern, 2)
+
+
+def test_bad_settings_and_home(assay_home: Path, tmp_path: Path) -> None:
+    assay_home.mkdir(parents=True, exist_ok=True)
+    (assay_home / "settings.json").write_text('{"aliases": []}')
+    assert_one_line(assay("-m", "echo", "hi"), "'aliases' must be a JSON object", 2)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    env = {**os.environ, "ASSAY_HOME": str(blocker)}
+    result = subprocess.run(
+        [*ASSAY, "-m", "echo", "hi"],
+        capture_output=True,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+    )
+    assert_one_line(result, "cannot use", 2)

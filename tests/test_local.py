@@ -107,3 +107,24 @@ def test_corrupt_gguf_is_a_clear_error(tmp_path: Path) -> None:
         add_gguf(bad, "bad")
     with pytest.raises(ModelLoadError, match="cannot read"):
         add_gguf(tmp_path / "missing.gguf", "bad")
+
+
+def test_leaving_mid_stream_then_exiting_is_clean(tmp_path: Path) -> None:
+    """The worker thread must be out of llama.cpp before the model is freed at exit."""
+    import subprocess
+    import sys
+
+    script = (
+        "import assay\n"
+        "r = assay.get_model('smollm2').prompt('Tell me a long story.', max_tokens=200)\n"
+        "for piece in r:\n"
+        "    break\n"
+        "it = iter(assay.get_model('smollm2').prompt('Another story.', max_tokens=200))\n"
+        "next(it)\n"  # left open at exit
+    )
+    for _ in range(3):
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr

@@ -217,3 +217,29 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("soon") is None
     assert parse_retry_after(None) is None
     assert RetryPolicy().delay(0, 500, random.Random()) == 60.0  # capped
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [
+        {"choices": [None]},
+        {"choices": [{"delta": {"content": 5}}]},
+        {"choices": "nope"},
+    ],
+)
+def test_chunks_of_the_wrong_shape_are_stream_errors(chunk: dict) -> None:
+    with pytest.raises(StreamError, match="malformed stream chunk"):
+        run(lambda r: httpx.Response(200, content=sse(chunk, "[DONE]")))
+
+
+def test_lenient_where_the_format_allows_it() -> None:
+    parts = {
+        "choices": [
+            {"delta": {"content": [{"type": "text", "text": "Hi"}]}, "finish_reason": "stop"}
+        ],
+        "error": None,
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "prompt_tokens_details": 5},
+    }
+    items, _ = run(lambda r: httpx.Response(200, content=sse(parts, "[DONE]")))
+    assert items[0] == "Hi"
+    assert items[1].usage.input_tokens == 1 and items[1].usage.cached_tokens is None

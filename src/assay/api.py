@@ -251,7 +251,7 @@ class AsyncConversation:
             found = log_store(model.db).conversation(conversation_id)
             if found is None:
                 raise AssayError(f"no conversation with id {conversation_id!r} in the logs")
-            self.messages = found[1]
+            _, self.system, self.messages = found
 
     def add(self, system: str | None, prompt: str, text: str) -> None:
         self.system = system or self.system

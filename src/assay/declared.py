@@ -39,6 +39,33 @@ FIELDS = {
 }
 
 
+_TYPES = (
+    ("alias", str, "a string"),
+    ("id", str, "a string"),
+    ("base_url", str, "a string"),
+    ("model", str, "a string"),
+    ("key_name", str, "a string"),
+    ("key_env", str, "a string"),
+    ("provider", str, "a string"),
+    ("description", str, "a string"),
+    ("context_length", int, "a whole number"),
+    ("aliases", list, "a list of strings"),
+    ("headers", dict, "a mapping of strings"),
+)
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is list:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind is dict:
+        return isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        )
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
 def models_yaml_path() -> Path:
     return user_dir() / "models.yaml"
 
@@ -79,9 +106,15 @@ def _load(path: str, _mtime: int, _size: int) -> list[dict[str, Any]]:
         unknown = sorted(set(entry) - FIELDS)
         if unknown:
             raise UsageError(f"{path}:{line}: unsupported field {unknown[0]!r}")
+        for field in ("alias", "id", "model"):  # YAML reads `alias: 500` as a number
+            if isinstance(entry.get(field), (int, float)) and not isinstance(entry[field], bool):
+                entry[field] = str(entry[field])
         name = entry.get("alias") or entry.get("id")
         if not name:
             raise UsageError(f"{path}:{line}: a model needs an 'alias'")
+        for field, kind, label in _TYPES:
+            if entry.get(field) is not None and not _is(entry[field], kind):
+                raise UsageError(f"{path}:{line}: {field!r} must be {label}")
         entry = {**entry, "alias": str(name), "_where": f"{path}:{line}"}
         result.append(entry)
     return result

@@ -15,6 +15,7 @@ text received so far and the error, so nothing is lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -81,19 +82,23 @@ class Execution:
         self.log = log
         self.db = db
         self.outcome = Outcome()
+        self.started = False
         self.done = False
         self._pieces: list[str] = []
 
     async def stream(self) -> AsyncIterator[str]:
         """Yield text pieces as they arrive; log the response when it ends, however it ends."""
-        if self.done:
-            raise AssayError("this response has already been consumed")
+        if self.started:
+            raise AssayError("this response is already being read, or has been read")
+        self.started = True
         out = self.outcome
-        await self.backend.warm(self.request)  # loading weights is not time to first token
-        start = time.perf_counter()
         final = Final()
-        items = self.backend.generate(self.request)
+        start = time.perf_counter()
+        items: AsyncIterator[str | Final] | None = None
         try:
+            await self.backend.warm(self.request)  # loading weights is not time to first token
+            start = time.perf_counter()
+            items = self.backend.generate(self.request)
             async for item in items:
                 if isinstance(item, Final):
                     final = item
@@ -112,7 +117,10 @@ class Execution:
             self._finish(start, final)
             raise
         finally:
-            await items.aclose()  # type: ignore[attr-defined]
+            if items is not None:
+                # At interpreter exit the loop may be closing this generator itself.
+                with contextlib.suppress(RuntimeError):
+                    await items.aclose()  # type: ignore[attr-defined]
         self._finish(start, final)
 
     async def run(self) -> Outcome:
@@ -125,7 +133,10 @@ class Execution:
         out.total_ms = (time.perf_counter() - start) * 1000
         out.text = "".join(self._pieces)
         out.usage = final.usage
-        out.finish_reason = final.finish_reason or ("error" if out.error else None)
+        if out.error:
+            out.finish_reason = "interrupted" if out.error == "interrupted" else "error"
+        else:
+            out.finish_reason = final.finish_reason
         out.resolved_model = final.resolved_model
         n = final.usage.output_tokens
         if n and n > 1 and out.ttft_ms is not None and out.total_ms > out.ttft_ms:

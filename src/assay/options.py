@@ -66,6 +66,8 @@ class Option:
             values = [value] if isinstance(value, str) else value
             if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
                 raise ValueError(value)
+            if not all(values):
+                raise ValueError(value)
             return [_unescape(v) for v in values]
         if self.type is int:
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):

@@ -34,7 +34,10 @@ def user_dir() -> Path:
         from platformdirs import user_data_dir
 
         path = Path(user_data_dir("assay", appauthor=False))
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot use {path} as assay's directory: {e.strerror or e}") from None
     return path
 
 
@@ -81,14 +84,16 @@ class Settings:
     def default_model(self, name: str) -> None:
         self.data["default_model"] = name
 
-    @property
-    def aliases(self) -> dict[str, str]:
-        value = self.data.setdefault("aliases", {})
-        assert isinstance(value, dict)
+    def _table(self, name: str) -> dict[str, Any]:
+        value = self.data.setdefault(name, {})
+        if not isinstance(value, dict):
+            raise UsageError(f"{self.path}: {name!r} must be a JSON object")
         return value
 
     @property
+    def aliases(self) -> dict[str, str]:
+        return self._table("aliases")
+
+    @property
     def gguf_models(self) -> dict[str, dict[str, Any]]:
-        value = self.data.setdefault("gguf_models", {})
-        assert isinstance(value, dict)
-        return value
+        return self._table("gguf_models")

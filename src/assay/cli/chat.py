@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import AssayError
-from .prompt import model_options, open_conversation
+from .prompt import model_options, open_conversation, option_dict
 
 __all__ = ["chat"]
 
@@ -53,7 +53,7 @@ def chat(
     """
     model, conversation = open_conversation(model_id, continue_, cid, key)
     conversation = conversation or model.conversation()
-    opts = dict(options)
+    opts = option_dict(options)
     model.async_model.options(opts)  # reject bad options before the first message
     click.echo(f"Chatting with {model.id}. Type !help for help, exit or Ctrl-D to leave.")
     while True:
@@ -74,4 +74,3 @@ def chat(
             click.echo(f"assay: error: {e}", err=True)
         except KeyboardInterrupt:
             click.echo("\n(interrupted)", err=True)
-        system = None  # sent once; the conversation remembers it

@@ -9,7 +9,7 @@ import click
 
 from ._common import echo_json, format_usage, read_stdin
 
-__all__ = ["model_options", "open_conversation", "prompt"]
+__all__ = ["model_options", "open_conversation", "option_dict", "prompt"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -89,7 +89,8 @@ def prompt(
     """Send a prompt to a model and stream the response.
 
     The prompt comes from the argument, from stdin, or both (stdin first):
-    cat notes.txt | assay 'summarise'.
+    cat notes.txt | assay 'summarise'. Put -- before a prompt that starts with
+    a dash or is a command name: assay -- logs.
     """
     from ..errors import UsageError
 
@@ -104,7 +105,7 @@ def prompt(
         stream=not no_stream,
         log=not no_log,
         conversation=conversation,
-        **_option_dict(options),
+        **option_dict(options),
     )
     if as_json:
         echo_json(response.json())
@@ -118,7 +119,7 @@ def prompt(
         click.echo(format_usage(response.usage.to_dict()), err=True)
 
 
-def _option_dict(options: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+def option_dict(options: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name, value in options:
         if name in result:  # repeated options (stop) accumulate

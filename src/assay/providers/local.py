@@ -129,8 +129,12 @@ def _load(path: Path, n_ctx: int, threads: int) -> tuple[Any, threading.Lock]:
 def _close_all() -> None:
     """Free models before interpreter shutdown, when llama_cpp's own __del__ would fail."""
     with _loaded_lock:
-        for llm, _ in _loaded.values():
-            llm.close()
+        for llm, lock in _loaded.values():
+            # A model still decoding in a worker thread is left alone rather than freed
+            # under it; the process is exiting anyway.
+            if lock.acquire(timeout=5):
+                llm.close()
+                lock.release()
         _loaded.clear()
 
 
@@ -187,14 +191,22 @@ class LocalBackend(Backend):
         cancel = threading.Event()
         done = object()
 
+        def put(item: object) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the consumer's loop is gone: stop quietly
+                cancel.set()
+
         def work() -> None:
             try:
                 for item in self._generate_sync(request, cancel):
-                    loop.call_soon_threadsafe(queue.put_nowait, item)
+                    put(item)
+                    if cancel.is_set():
+                        break
             except BaseException as e:  # handed to the consumer, re-raised there
-                loop.call_soon_threadsafe(queue.put_nowait, e)
+                put(e)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, done)
+                put(done)
 
         thread = threading.Thread(target=work, name="assay-local", daemon=True)
         thread.start()
@@ -204,13 +216,21 @@ class LocalBackend(Backend):
                     raise item
                 yield item
         finally:
+            # Stop the worker and wait for it to leave llama.cpp (it checks after each
+            # token), so that nobody frees the model while it is still decoding.
             cancel.set()
+            while thread.is_alive():  # polled, not to_thread: at exit the executor is gone
+                await asyncio.sleep(0.005)
 
     def _generate_sync(self, request: Request, cancel: threading.Event) -> Iterator[str | Final]:
         opts = request.options
         llm, lock = self._load_for(opts)
         with lock:
-            renderer = self._renderers.setdefault(id(llm), _Renderer(llm))
+            if cancel.is_set():
+                return
+            if id(llm) not in self._renderers:
+                self._renderers[id(llm)] = _Renderer(llm)
+            renderer = self._renderers[id(llm)]
             try:
                 tokens = renderer.tokens(request.messages)
             except Exception as e:  # template errors are jinja2 exceptions of many kinds

@@ -52,18 +52,34 @@ _PASSTHROUGH = (
 )
 
 
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def parse_usage(data: Any) -> Usage:
     """Chat Completions ``usage``, with cached and reasoning tokens when reported."""
-    if not isinstance(data, dict):
-        return Usage()
-    prompt_details = data.get("prompt_tokens_details") or {}
-    completion_details = data.get("completion_tokens_details") or {}
+    data = _dict(data)
     return Usage(
-        input_tokens=data.get("prompt_tokens"),
-        cached_tokens=prompt_details.get("cached_tokens"),
-        output_tokens=data.get("completion_tokens"),
-        reasoning_tokens=completion_details.get("reasoning_tokens"),
+        input_tokens=_count(data.get("prompt_tokens")),
+        cached_tokens=_count(_dict(data.get("prompt_tokens_details")).get("cached_tokens")),
+        output_tokens=_count(data.get("completion_tokens")),
+        reasoning_tokens=_count(
+            _dict(data.get("completion_tokens_details")).get("reasoning_tokens")
+        ),
     )
+
+
+def _text(value: Any) -> str:
+    """Message content: a string, or a list of text parts; anything else is malformed."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, list):
+        return "".join(p["text"] for p in value if isinstance(p, dict) and "text" in p)
+    raise TypeError(f"content is {type(value).__name__}")
 
 
 class OpenAIBackend(Backend):
@@ -93,6 +109,8 @@ class OpenAIBackend(Backend):
 
             headers = {"Content-Type": "application/json", **self._headers}
             if self._key:
+                if not self._key.isascii() or not self._key.isprintable():
+                    raise UsageError("the API key holds characters that cannot be sent in a header")
                 headers["Authorization"] = f"Bearer {self._key}"
             transport = self._transport or httpx.AsyncHTTPTransport(retries=1)
             self._client = httpx.AsyncClient(
@@ -184,28 +202,41 @@ class OpenAIBackend(Backend):
                 raise StreamError(f"malformed stream chunk from {where}: {data[:80]!r}") from None
             if not isinstance(chunk, dict):
                 raise StreamError(f"malformed stream chunk from {where}: {data[:80]!r}")
-            if "error" in chunk:
+            if chunk.get("error"):
                 err = chunk["error"]
                 message = err.get("message", err) if isinstance(err, dict) else err
                 raise ProviderError(f"{where} reported an error mid-stream: {message}")
-            if chunk.get("usage"):
-                final.usage = parse_usage(chunk["usage"])
-            final.resolved_model = chunk.get("model") or final.resolved_model
-            for choice in chunk.get("choices") or []:
-                delta = choice.get("delta") or {}
-                if delta.get("content"):
-                    yield delta["content"]
-                if choice.get("finish_reason"):
-                    final.finish_reason = choice["finish_reason"]
+            try:
+                pieces = self._parse_chunk(chunk, final)
+            except (TypeError, AttributeError, KeyError) as e:
+                raise StreamError(f"malformed stream chunk from {where}: {e}") from None
+            for piece in pieces:
+                yield piece
         if not done and final.finish_reason is None:
             raise StreamError(f"stream from {where} ended before the response was complete")
         yield final
+
+    @staticmethod
+    def _parse_chunk(chunk: dict[str, Any], final: Final) -> list[str]:
+        """Text pieces of one stream chunk; usage, model and finish reason go into ``final``."""
+        if chunk.get("usage"):
+            final.usage = parse_usage(chunk["usage"])
+        if isinstance(chunk.get("model"), str):
+            final.resolved_model = chunk["model"]
+        pieces = []
+        for choice in chunk.get("choices") or []:
+            text = _text(_dict(choice.get("delta")).get("content"))
+            if text:
+                pieces.append(text)
+            if choice.get("finish_reason"):
+                final.finish_reason = str(choice["finish_reason"])
+        return pieces
 
     def _read_whole(self, payload: bytes, where: str) -> Iterable[str | Final]:
         try:
             data = json.loads(payload)
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
+            text = _text(choice["message"].get("content"))
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise StreamError(f"malformed response from {where}: {payload[:80]!r}") from None
         if text:

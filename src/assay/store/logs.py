@@ -6,6 +6,7 @@ import json
 import os
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -65,6 +66,8 @@ class LogStore:
     def __init__(self, path: Path | str | None = None) -> None:
         self.conn = connect(path)
         self.path = str(path) if path else self.conn.execute("PRAGMA database_list").fetchone()[2]
+        # One connection, shared by the threads of this process: take turns on it.
+        self._lock = threading.RLock()
 
     def close(self) -> None:
         self.conn.close()
@@ -76,7 +79,7 @@ class LogStore:
         columns = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
         try:
-            with write(self.conn) as conn:
+            with self._lock, write(self.conn) as conn:
                 if record.conversation_id:
                     conn.execute(
                         "INSERT OR IGNORE INTO conversations (id, model, created_utc)"
@@ -121,7 +124,8 @@ class LogStore:
             sql += " LIMIT ?"
             args.append(limit)
         try:
-            rows = [dict(r) for r in self.conn.execute(sql, args)]
+            with self._lock:
+                rows = [dict(r) for r in self.conn.execute(sql, args)]
         except sqlite3.Error as e:
             raise store_error(self.path, e) from None
         for r in rows:
@@ -132,7 +136,7 @@ class LogStore:
     def delete(self, ids: list[int]) -> list[int]:
         """Delete responses by id; return the ids that existed."""
         try:
-            with write(self.conn) as conn:
+            with self._lock, write(self.conn) as conn:
                 found = [
                     i
                     for i in ids
@@ -160,29 +164,37 @@ class LogStore:
             FROM responses GROUP BY model ORDER BY responses DESC, model
         """
         try:
-            return [dict(r) for r in self.conn.execute(sql)]
+            with self._lock:
+                return [dict(r) for r in self.conn.execute(sql)]
         except sqlite3.Error as e:
             raise store_error(self.path, e) from None
 
     def latest_conversation_id(self) -> str | None:
-        row = self.conn.execute(
+        row = self._fetch(
             "SELECT conversation_id FROM responses WHERE conversation_id IS NOT NULL"
             " ORDER BY id DESC LIMIT 1"
-        ).fetchone()
-        return row[0] if row else None
+        )
+        return row[0][0] if row else None
 
-    def conversation(self, conversation_id: str) -> tuple[str | None, list[Message]] | None:
-        """The model and the message history of a conversation, or None if it is unknown."""
-        head = self.conn.execute(
-            "SELECT model FROM conversations WHERE id = ?", (conversation_id,)
-        ).fetchone()
-        if head is None:
+    def conversation(self, conversation_id: str) -> tuple[str, str | None, list[Message]] | None:
+        """The model, latest system prompt and message history of a conversation, or None."""
+        head = self._fetch("SELECT model FROM conversations WHERE id = ?", (conversation_id,))
+        if not head:
             return None
         messages: list[Message] = []
-        for r in self.conn.execute(
+        system: str | None = None
+        for r in self._fetch(
             "SELECT prompt, response, system FROM responses"
             " WHERE conversation_id = ? AND error IS NULL ORDER BY id",
             (conversation_id,),
         ):
             messages += [Message("user", r["prompt"]), Message("assistant", r["response"])]
-        return head["model"], messages
+            system = r["system"] or system
+        return head[0]["model"], system, messages
+
+    def _fetch(self, sql: str, args: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        try:
+            with self._lock:
+                return list(self.conn.execute(sql, args))
+        except sqlite3.Error as e:
+            raise store_error(self.path, e) from None

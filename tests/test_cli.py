@@ -49,7 +49,7 @@ def test_json_usage_no_stream_and_no_log() -> None:
     assert data["id"] == log_store().query(1)[0]["id"]
     result = CliRunner().invoke(cli, ["-m", "echo", "-u", "--no-stream", "--no-log", "x y"])
     assert result.stdout == "x y\n"
-    assert result.stderr == "2 input, 2 output tokens\n"
+    assert result.stderr == "2 input, 2 output tokens, $0\n"
     assert len(log_store().query(None)) == 1
 
 
@@ -88,7 +88,9 @@ def test_logs_path_rm_and_stats() -> None:
     assert [r["prompt"] for r in log_store().query(None)] == ["two"]
     assert "no response with id 999" in run("logs", "rm", "999", code=1)
     stats = json.loads(run("logs", "stats", "--json"))
-    assert stats[0]["model"] == "echo" and stats[0]["responses"] == 1
+    assert stats["models"][0]["model"] == "echo" and stats["models"][0]["responses"] == 1
+    assert stats["models"][0]["cost_usd"] == 0
+    assert stats["days"][0]["responses"] == 1 and len(stats["days"][0]["day"]) == 10
     table = run("logs", "stats")
     assert table.splitlines()[0].split()[:2] == ["model", "responses"]
     assert table.splitlines()[1].split()[:2] == ["echo", "1"]

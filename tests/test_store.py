@@ -32,6 +32,8 @@ EXPECTED_COLUMNS = {
     "finish_reason",
     "error",
     "datetime_utc",
+    "cache_write_tokens",
+    "price_source",
 }
 
 

@@ -13,13 +13,14 @@ text = await async_model.prompt("hi").text()
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import _sync
+from .attachments import Attachment
 from .engine import Execution, Outcome, log_store
-from .errors import AssayError, MissingKeyError
+from .errors import AssayError, MissingKeyError, UsageError
 from .keys import env_var_for, get_key
 from .options import validate_options
 from .providers.base import Backend, Provider
@@ -91,14 +92,31 @@ class AsyncModel:
         prompt: str,
         *,
         system: str | None = None,
+        attachments: Sequence[Attachment] = (),
         stream: bool = True,
         log: bool = True,
         conversation: AsyncConversation | None = None,
         **options: Any,
     ) -> AsyncResponse:
-        return AsyncResponse(
-            self._execution(prompt, system, stream, log, conversation, options), conversation
-        )
+        execution = self._execution(prompt, system, attachments, stream, log, conversation, options)
+        return AsyncResponse(execution, conversation)
+
+    def check_attachments(self, attachments: Sequence[Attachment]) -> None:
+        """Refuse, before anything is sent, attachments this model cannot take."""
+        from .registry import all_models
+
+        spec = self.spec
+        for a in attachments:
+            if not spec.accepts(a.type):
+                able = [s.id for _, s in all_models() if s.accepts(a.type)]
+                hint = f"; models that can: {', '.join(able)}" if able else "; no model can"
+                raise UsageError(f"{spec.id} cannot take {a.type} attachments{hint}")
+            limit = spec.max_attachment_bytes
+            if limit is not None and a.size is not None and a.size > limit:
+                raise UsageError(
+                    f"{a.name} is {a.size:,} bytes; {spec.id} takes attachments of at most"
+                    f" {limit:,} bytes"
+                )
 
     def conversation(self, conversation_id: str | None = None) -> AsyncConversation:
         return AsyncConversation(self, conversation_id)
@@ -112,12 +130,14 @@ class AsyncModel:
         self,
         prompt: str,
         system: str | None,
+        attachments: Sequence[Attachment],
         stream: bool,
         log: bool,
         conversation: AsyncConversation | None,
         options: dict[str, Any],
     ) -> Execution:
         validated = self.options(options)
+        self.check_attachments(attachments)
         messages: list[Message] = []
         if conversation is not None:
             system = system if system is not None else conversation.system
@@ -125,7 +145,7 @@ class AsyncModel:
             messages.append(Message("system", system))
         if conversation is not None:
             messages.extend(conversation.messages)
-        messages.append(Message("user", prompt))
+        messages.append(Message("user", prompt, tuple(attachments)))
         request = Request(tuple(messages), validated, stream)
         return Execution(
             self.backend(),
@@ -161,7 +181,8 @@ class _ResponseBase:
         out = self._execution.outcome
         if self._conversation is not None and not getattr(self, "_added", False):
             self._added = True
-            self._conversation.add(self._execution.request.system, self.prompt, out.text)
+            request = self._execution.request
+            self._conversation.add(request.system, request.messages[-1], out.text)
         return out
 
     def to_dict(self, outcome: Outcome) -> dict[str, Any]:
@@ -173,8 +194,14 @@ class _ResponseBase:
             "prompt": self.prompt,
             "system": self._execution.request.system,
             "options": dict(self._execution.request.options),
+            "attachments": [
+                {"type": a.type, "path": a.path, "url": a.url, "size": a.size, "id": a.id}
+                for a in self._execution.request.messages[-1].attachments
+            ],
             "text": outcome.text,
             "usage": outcome.usage.to_dict(),
+            "cost_usd": outcome.cost_usd,
+            "price_source": outcome.price_source,
             "finish_reason": outcome.finish_reason,
             "ttft_ms": outcome.ttft_ms,
             "total_ms": outcome.total_ms,
@@ -203,6 +230,9 @@ class AsyncResponse(_ResponseBase):
 
     async def usage(self) -> Usage:
         return (await self.outcome()).usage
+
+    async def cost(self) -> float | None:
+        return (await self.outcome()).cost_usd
 
     async def json(self) -> dict[str, Any]:
         return self.to_dict(await self.outcome())
@@ -235,6 +265,11 @@ class Response(_ResponseBase):
         """The log row id (None when not logged)."""
         return self.outcome().log_id
 
+    @property
+    def cost(self) -> float | None:
+        """Dollars this response cost (None when no price is known)."""
+        return self.outcome().cost_usd
+
     def json(self) -> dict[str, Any]:
         return self.to_dict(self.outcome())
 
@@ -253,9 +288,9 @@ class AsyncConversation:
                 raise AssayError(f"no conversation with id {conversation_id!r} in the logs")
             _, self.system, self.messages = found
 
-    def add(self, system: str | None, prompt: str, text: str) -> None:
+    def add(self, system: str | None, prompt: Message, text: str) -> None:
         self.system = system or self.system
-        self.messages += [Message("user", prompt), Message("assistant", text)]
+        self.messages += [prompt, Message("assistant", text)]
 
     def prompt(self, prompt: str, *, system: str | None = None, **kwargs: Any) -> AsyncResponse:
         return self.model.prompt(prompt, system=system, conversation=self, **kwargs)
@@ -294,12 +329,15 @@ class Model:
         prompt: str,
         *,
         system: str | None = None,
+        attachments: Sequence[Attachment] = (),
         stream: bool = True,
         log: bool = True,
         conversation: AsyncConversation | None = None,
         **options: Any,
     ) -> Response:
-        execution = self.async_model._execution(prompt, system, stream, log, conversation, options)
+        execution = self.async_model._execution(
+            prompt, system, attachments, stream, log, conversation, options
+        )
         return Response(execution, conversation)
 
     def conversation(self, conversation_id: str | None = None) -> Conversation:

@@ -58,6 +58,8 @@ class Outcome:
     tokens_per_s: float | None = None
     error: str | None = None
     log_id: int | None = None
+    cost_usd: float | None = None
+    price_source: str | None = None
 
 
 class Execution:
@@ -141,9 +143,21 @@ class Execution:
         n = final.usage.output_tokens
         if n and n > 1 and out.ttft_ms is not None and out.total_ms > out.ttft_ms:
             out.tokens_per_s = (n - 1) / ((out.total_ms - out.ttft_ms) / 1000)
+        self._price()
         self.done = True
         if self.log:
             out.log_id = log_store(self.db).insert(self.record())
+
+    def _price(self) -> None:
+        out = self.outcome
+        if out.usage.input_tokens is None and out.usage.output_tokens is None:
+            return
+        from .prices import cost
+
+        try:
+            out.cost_usd, out.price_source = cost(self.spec, out.usage)
+        except AssayError as e:  # a bad prices file must not lose the response
+            out.price_source = f"not priced: {e}"
 
     def record(self) -> LogRecord:
         out = self.outcome
@@ -166,4 +180,8 @@ class Execution:
             cached_tokens=out.usage.cached_tokens,
             output_tokens=out.usage.output_tokens,
             reasoning_tokens=out.usage.reasoning_tokens,
+            cache_write_tokens=out.usage.cache_write_tokens,
+            attachments=self.request.messages[-1].attachments if self.request.messages else (),
+            cost_usd=out.cost_usd,
+            price_source=out.price_source,
         )

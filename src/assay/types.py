@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from .attachments import Attachment
 
 __all__ = ["Final", "Message", "ModelSpec", "Request", "Usage"]
 
@@ -15,21 +18,30 @@ Role = Literal["system", "user", "assistant"]
 class Message:
     role: Role
     content: str
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass
 class Usage:
-    """Token counts. ``None`` means the provider did not say."""
+    """Token counts, normalised across providers. ``None`` means the provider did not say.
+
+    ``input_tokens`` is the whole input, cached parts included; ``cached_tokens``
+    (read from a prompt cache) and ``cache_write_tokens`` are parts of it.
+    ``output_tokens`` is the whole output, reasoning included; ``reasoning_tokens``
+    is the part spent thinking.
+    """
 
     input_tokens: int | None = None
     cached_tokens: int | None = None
     output_tokens: int | None = None
     reasoning_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
     def to_dict(self) -> dict[str, int | None]:
         return {
             "input_tokens": self.input_tokens,
             "cached_tokens": self.cached_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
             "output_tokens": self.output_tokens,
             "reasoning_tokens": self.reasoning_tokens,
         }
@@ -70,3 +82,10 @@ class ModelSpec:
     aliases: tuple[str, ...] = ()
     description: str = ""
     config: Mapping[str, Any] = field(default_factory=dict)
+    attachment_types: tuple[str, ...] = ()  # MIME types, or "image/*" style wildcards
+    max_attachment_bytes: int | None = None
+
+    def accepts(self, kind: str) -> bool:
+        """Whether this model takes attachments of MIME type ``kind``."""
+        major = kind.split("/")[0]
+        return kind in self.attachment_types or f"{major}/*" in self.attachment_types

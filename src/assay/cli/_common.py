@@ -10,7 +10,7 @@ import click
 
 from ..errors import UsageError
 
-__all__ = ["echo_json", "format_usage", "read_stdin"]
+__all__ = ["echo_json", "format_cost", "format_usage", "print_table", "read_stdin"]
 
 
 def read_stdin() -> str:
@@ -32,15 +32,43 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-def format_usage(usage: dict[str, Any]) -> str:
+def format_cost(dollars: float | None) -> str:
+    """``$0.000024``: enough significant digits for a fraction of a cent."""
+    if dollars is None:
+        return "cost unknown"
+    if dollars == 0:
+        return "$0"
+    if dollars >= 1:
+        return f"${dollars:,.2f}"
+    return f"${dollars:.6f}" if dollars >= 1e-6 else f"${dollars:.2g}"
+
+
+def format_usage(usage: dict[str, Any], cost: float | str | None = "") -> str:
+    """``260 input, 92 output tokens, $0.000024``."""
     parts = [f"{usage.get('input_tokens') or 0} input"]
     if usage.get("cached_tokens"):
         parts.append(f"{usage['cached_tokens']} cached")
+    if usage.get("cache_write_tokens"):
+        parts.append(f"{usage['cache_write_tokens']} cache-write")
     parts.append(f"{usage.get('output_tokens') or 0} output")
     if usage.get("reasoning_tokens"):
         parts.append(f"{usage['reasoning_tokens']} reasoning")
-    return ", ".join(parts) + " tokens"
+    text = ", ".join(parts) + " tokens"
+    if cost != "":
+        text += ", " + format_cost(cost if not isinstance(cost, str) else None)
+    return text
 
 
 def stdout_isatty() -> bool:
     return sys.stdout.isatty()
+
+
+def print_table(rows: list[tuple[str, ...]], *, numeric_from: int = 1) -> None:
+    """Columns padded to fit; columns from ``numeric_from`` on are right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (
+            cell.rjust(width) if i >= numeric_from else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        click.echo("  ".join(cells).rstrip())

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ._common import echo_json, format_usage
+from ._common import echo_json, format_cost, format_usage, print_table
 
 __all__ = ["logs"]
 
@@ -37,7 +37,7 @@ def _render(row: dict[str, Any]) -> str:
     if row["tokens_per_s"]:
         facts.append(f"{row['tokens_per_s']:.1f} tokens/s")
     if row["cost_usd"] is not None:
-        facts.append(f"${row['cost_usd']:.6f}")
+        facts.append(format_cost(row["cost_usd"]))
     parts.append("_" + " · ".join(facts) + "_\n")
     return "\n".join(parts)
 
@@ -108,35 +108,53 @@ def rm(ids: tuple[int, ...]) -> None:
         raise SystemExit(1)
 
 
+def _cost_cell(row: dict[str, Any]) -> str:
+    text = format_cost(row["cost_usd"]) if row["cost_usd"] is not None else "-"
+    return text + (f" ({row['unpriced']} unpriced)" if row.get("unpriced") else "")
+
+
 @logs.command(name="stats")
 @click.option("--json", "as_json", is_flag=True, help="Print the totals as JSON.")
 def stats(as_json: bool) -> None:
-    """Count, tokens and time per model."""
-    rows = _store().stats()
+    """Count, tokens, time and cost per model, and cost per day."""
+    store = _store()
+    rows = store.stats()
+    days = store.stats_by_day()
     if as_json:
-        echo_json(rows)
+        echo_json({"models": rows, "days": days})
         return
     if not rows:
         click.echo("no responses logged yet")
         return
-    header = ("model", "responses", "input", "output", "total s", "tokens/s", "errors")
-    table = [header] + [
-        (
-            r["model"],
-            str(r["responses"]),
-            str(r["input_tokens"] or 0),
-            str(r["output_tokens"] or 0),
-            f"{r['total_s'] or 0:.1f}",
-            f"{r['avg_tokens_per_s']:.1f}" if r["avg_tokens_per_s"] else "-",
-            str(r["errors"]),
-        )
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for row in table:
-        click.echo(
-            "  ".join(
-                cell.ljust(w) if i == 0 else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            ).rstrip()
-        )
+    header = ("model", "responses", "input", "output", "total s", "tokens/s", "errors", "cost")
+    print_table(
+        [header]
+        + [
+            (
+                r["model"],
+                str(r["responses"]),
+                str(r["input_tokens"] or 0),
+                str(r["output_tokens"] or 0),
+                f"{r['total_s'] or 0:.1f}",
+                f"{r['avg_tokens_per_s']:.1f}" if r["avg_tokens_per_s"] else "-",
+                str(r["errors"]),
+                _cost_cell(r),
+            )
+            for r in rows
+        ]
+    )
+    click.echo()
+    print_table(
+        [("day (UTC)", "model", "responses", "input", "output", "cost")]
+        + [
+            (
+                d["day"],
+                d["model"],
+                str(d["responses"]),
+                str(d["input_tokens"] or 0),
+                str(d["output_tokens"] or 0),
+                _cost_cell(d),
+            )
+            for d in days
+        ]
+    )

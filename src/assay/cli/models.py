@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ._common import echo_json
+from ._common import echo_json, print_table
 
 __all__ = ["models"]
 
@@ -64,9 +64,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(6)]
-    for row in table:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    print_table(table, numeric_from=6)
 
 
 @models.command(name="default")

@@ -116,7 +116,7 @@ def prompt(
             click.echo(piece, nl=False)
         click.echo()
     if show_usage:
-        click.echo(format_usage(response.usage.to_dict()), err=True)
+        click.echo(format_usage(response.usage.to_dict(), response.cost), err=True)
 
 
 def option_dict(options: tuple[tuple[str, str], ...]) -> dict[str, Any]:

@@ -276,7 +276,11 @@ class OpenAIProvider(Provider):
                 key_name="openai",
                 key_env="OPENAI_API_KEY",
                 description="OpenAI",
-                config={"base_url": base_url, "model": name},
+                config={
+                    "base_url": base_url,
+                    "model": name,
+                    "official": base_url == DEFAULT_BASE_URL,
+                },
             )
         for entry in declared_models(self.name):
             if not entry.get("base_url"):

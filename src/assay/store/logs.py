@@ -8,11 +8,12 @@ import re
 import sqlite3
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..attachments import Attachment
 from ..types import Message
 from .db import connect, store_error, write
 
@@ -43,12 +44,15 @@ class LogRecord:
     cached_tokens: int | None = None
     output_tokens: int | None = None
     reasoning_tokens: int | None = None
+    cache_write_tokens: int | None = None
     cost_usd: float | None = None
+    price_source: str | None = None
     ttft_ms: float | None = None
     total_ms: float | None = None
     tokens_per_s: float | None = None
     finish_reason: str | None = None
     error: str | None = None
+    attachments: tuple[Attachment, ...] = ()
     datetime_utc: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     )
@@ -74,7 +78,7 @@ class LogStore:
 
     def insert(self, record: LogRecord) -> int:
         """Write one response (and its conversation, the first time); return its id."""
-        row = asdict(record)
+        row = {f.name: getattr(record, f.name) for f in fields(record) if f.name != "attachments"}
         row["options_json"] = json.dumps(row.pop("options"), sort_keys=True)
         columns = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
@@ -87,6 +91,17 @@ class LogStore:
                         (record.conversation_id, record.model, record.datetime_utc),
                     )
                 cur = conn.execute(f"INSERT INTO responses ({columns}) VALUES ({marks})", row)
+                for position, a in enumerate(record.attachments):
+                    conn.execute(
+                        "INSERT OR IGNORE INTO attachments (id, type, path, url, size, content)"
+                        " VALUES (?, ?, ?, ?, ?, ?)",
+                        (a.id, a.type, a.path, a.url, a.size, a.content),
+                    )
+                    conn.execute(
+                        "INSERT INTO response_attachments (response_id, attachment_id, position)"
+                        " VALUES (?, ?, ?)",
+                        (cur.lastrowid, a.id, position),
+                    )
         except sqlite3.Error as e:
             raise store_error(self.path, e) from None
         assert cur.lastrowid is not None
@@ -130,6 +145,18 @@ class LogStore:
             raise store_error(self.path, e) from None
         for r in rows:
             r["options"] = json.loads(r.pop("options_json") or "{}")
+            r["attachments"] = []
+        by_id = {r["id"]: r for r in rows}
+        if by_id:
+            marks = ",".join("?" * len(by_id))
+            for a in self._fetch(
+                "SELECT ra.response_id, a.id, a.type, a.path, a.url, a.size"
+                " FROM response_attachments ra JOIN attachments a ON a.id = ra.attachment_id"
+                f" WHERE ra.response_id IN ({marks}) ORDER BY ra.response_id, ra.position",
+                tuple(by_id),
+            ):
+                info = {k: a[k] for k in ("id", "type", "path", "url", "size")}
+                by_id[a["response_id"]]["attachments"].append(info)
         rows.reverse()
         return rows
 
@@ -153,21 +180,32 @@ class LogStore:
         return found
 
     def stats(self) -> list[dict[str, Any]]:
-        """Count, tokens and time per model."""
-        sql = """
+        """Count, tokens, time and cost per model."""
+        return [
+            dict(r)
+            for r in self._fetch("""
             SELECT model, COUNT(*) AS responses,
                    SUM(input_tokens) AS input_tokens, SUM(cached_tokens) AS cached_tokens,
+                   SUM(cache_write_tokens) AS cache_write_tokens,
                    SUM(output_tokens) AS output_tokens, SUM(reasoning_tokens) AS reasoning_tokens,
                    SUM(total_ms) / 1000.0 AS total_s, AVG(ttft_ms) AS avg_ttft_ms,
                    AVG(tokens_per_s) AS avg_tokens_per_s, SUM(error IS NOT NULL) AS errors,
-                   SUM(cost_usd) AS cost_usd
+                   SUM(cost_usd) AS cost_usd, SUM(cost_usd IS NULL) AS unpriced
             FROM responses GROUP BY model ORDER BY responses DESC, model
-        """
-        try:
-            with self._lock:
-                return [dict(r) for r in self.conn.execute(sql)]
-        except sqlite3.Error as e:
-            raise store_error(self.path, e) from None
+        """)
+        ]
+
+    def stats_by_day(self) -> list[dict[str, Any]]:
+        """Count, tokens and cost per UTC day and model, oldest day first."""
+        return [
+            dict(r)
+            for r in self._fetch("""
+            SELECT substr(datetime_utc, 1, 10) AS day, model, COUNT(*) AS responses,
+                   SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
+                   SUM(cost_usd) AS cost_usd
+            FROM responses GROUP BY day, model ORDER BY day, model
+        """)
+        ]
 
     def latest_conversation_id(self) -> str | None:
         row = self._fetch(
@@ -184,11 +222,22 @@ class LogStore:
         messages: list[Message] = []
         system: str | None = None
         for r in self._fetch(
-            "SELECT prompt, response, system FROM responses"
+            "SELECT id, prompt, response, system FROM responses"
             " WHERE conversation_id = ? AND error IS NULL ORDER BY id",
             (conversation_id,),
         ):
-            messages += [Message("user", r["prompt"]), Message("assistant", r["response"])]
+            attached = tuple(
+                Attachment(type=a["type"], content=a["content"], path=a["path"], url=a["url"])
+                for a in self._fetch(
+                    "SELECT a.* FROM response_attachments ra JOIN attachments a"
+                    " ON a.id = ra.attachment_id WHERE ra.response_id = ? ORDER BY ra.position",
+                    (r["id"],),
+                )
+            )
+            messages += [
+                Message("user", r["prompt"], attached),
+                Message("assistant", r["response"]),
+            ]
             system = r["system"] or system
         return head[0]["model"], system, messages
 

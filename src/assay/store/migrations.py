@@ -94,6 +94,39 @@ def m002_responses_fts(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_cache_writes_and_cost_by_day(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        "ALTER TABLE responses ADD COLUMN cache_write_tokens INTEGER",
+        "ALTER TABLE responses ADD COLUMN price_source TEXT",
+    )
+
+
+@migration
+def m004_attachments(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        """
+        CREATE TABLE attachments (
+            id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            path TEXT,
+            url TEXT,
+            size INTEGER,
+            content BLOB
+        )""",
+        """
+        CREATE TABLE response_attachments (
+            response_id INTEGER NOT NULL REFERENCES responses(id) ON DELETE CASCADE,
+            attachment_id TEXT NOT NULL REFERENCES attachments(id),
+            position INTEGER NOT NULL,
+            PRIMARY KEY (response_id, attachment_id, position)
+        )""",
+        "CREATE INDEX response_attachments_attachment ON response_attachments(attachment_id)",
+    )
+
+
 def applied(conn: sqlite3.Connection) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)"

@@ -8,6 +8,7 @@ Each entry is a mapping::
       key_name: groq               # read from GROQ_API_KEY or `assay keys set groq`
       context_length: 131072       # optional
       aliases: [groq]              # optional
+      attachments: [image/png, image/jpeg]  # optional: MIME types the model takes
       provider: openai             # optional, openai is the default
 
 Unknown fields are an error that names the file and line, never skipped.
@@ -36,6 +37,7 @@ FIELDS = {
     "provider",
     "description",
     "headers",
+    "attachments",
 }
 
 
@@ -50,6 +52,7 @@ _TYPES = (
     ("description", str, "a string"),
     ("context_length", int, "a whole number"),
     ("aliases", list, "a list of strings"),
+    ("attachments", list, "a list of MIME types"),
     ("headers", dict, "a mapping of strings"),
 )
 

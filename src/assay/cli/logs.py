@@ -26,6 +26,12 @@ def _render(row: dict[str, Any]) -> str:
     parts = [head, "", "## Prompt", "", row["prompt"], ""]
     if row["system"]:
         parts += ["## System", "", row["system"], ""]
+    if row.get("attachments"):
+        parts += ["## Attachments", ""]
+        for a in row["attachments"]:
+            size = f", {a['size']:,} bytes" if a["size"] is not None else ""
+            parts.append(f"- {a['path'] or a['url']} ({a['type']}{size}, sha256 {a['id'][:12]})")
+        parts.append("")
     parts += ["## Response", "", row["response"], ""]
     if row["error"]:
         parts += [f"Error: {row['error']}", ""]

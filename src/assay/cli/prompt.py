@@ -69,6 +69,22 @@ def open_conversation(
 @click.command()
 @click.argument("prompt", required=False)
 @model_options
+@click.option(
+    "-a",
+    "--attach",
+    "attach",
+    multiple=True,
+    metavar="PATH|URL|-",
+    help="Attach an image, PDF or audio file (type sniffed from its content).",
+)
+@click.option(
+    "--at",
+    "attach_typed",
+    type=(str, str),
+    multiple=True,
+    metavar="PATH TYPE",
+    help="Attach a file with an explicit MIME type, e.g. --at scan.bin image/png.",
+)
 @click.option("--no-stream", is_flag=True, help="Wait for the whole response, then print it.")
 @click.option("-n", "--no-log", is_flag=True, help="Do not log this prompt and response.")
 @click.option("--json", "as_json", is_flag=True, help="Print the response and its metrics as JSON.")
@@ -81,6 +97,8 @@ def prompt(
     continue_: bool,
     cid: str | None,
     key: str | None,
+    attach: tuple[str, ...],
+    attach_typed: tuple[tuple[str, str], ...],
     no_stream: bool,
     no_log: bool,
     as_json: bool,
@@ -92,16 +110,21 @@ def prompt(
     cat notes.txt | assay 'summarise'. Put -- before a prompt that starts with
     a dash or is a command name: assay -- logs.
     """
+    from ..attachments import Attachment
     from ..errors import UsageError
 
-    piped = read_stdin()
+    attachments = [Attachment.from_arg(a) for a in attach]
+    attachments += [Attachment.from_arg(path, kind) for path, kind in attach_typed]
+    stdin_is_attachment = "-" in attach or any(path == "-" for path, _ in attach_typed)
+    piped = "" if stdin_is_attachment else read_stdin()
     text = "\n\n".join(part for part in (piped.strip("\n"), prompt) if part)
-    if not text:
+    if not text and not attachments:
         raise UsageError("no prompt given: pass one as an argument or on stdin")
     model, conversation = open_conversation(model_id, continue_, cid, key)
     response = model.prompt(
         text,
         system=system,
+        attachments=attachments,
         stream=not no_stream,
         log=not no_log,
         conversation=conversation,

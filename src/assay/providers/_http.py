@@ -7,19 +7,47 @@ any of its output has reached the caller, so text is never duplicated.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-import httpx
+from ..errors import (
+    ConnectError,
+    HTTPStatusError,
+    ProviderError,
+    StreamError,
+    TimeoutError,
+    UsageError,
+)
+from ..options import Option
+from ..types import Final, Request
+from .base import Backend
 
-from ..errors import ConnectError, HTTPStatusError, ProviderError, TimeoutError
+if TYPE_CHECKING:
+    import httpx
 
-__all__ = ["RETRY_STATUSES", "RetryPolicy", "error_message", "parse_retry_after", "translate"]
+__all__ = [
+    "HTTP_OPTIONS",
+    "RETRY_STATUSES",
+    "HTTPBackend",
+    "RetryPolicy",
+    "error_message",
+    "parse_json",
+    "parse_retry_after",
+    "sse_events",
+    "translate",
+]
 
+HTTP_OPTIONS: tuple[Option, ...] = (
+    Option("timeout", float, "Read timeout in seconds (default 300)", 0.001),
+    Option("connect_timeout", float, "Connect timeout in seconds (default 10)", 0.001),
+    Option("max_retries", int, "Retries on 429, 5xx and dropped connections (default 3)", 0),
+)
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
@@ -75,6 +103,8 @@ def status_error(status: int, body: bytes, where: str) -> HTTPStatusError:
 
 def translate(exc: httpx.HTTPError, where: str, timeout: float | None = None) -> ProviderError:
     """Turn an httpx transport error into a one-line assay error."""
+    import httpx
+
     if isinstance(exc, httpx.ConnectTimeout):
         return TimeoutError(f"timed out connecting to {where}")
     if isinstance(exc, httpx.TimeoutException):
@@ -85,3 +115,131 @@ def translate(exc: httpx.HTTPError, where: str, timeout: float | None = None) ->
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
         return ProviderError(f"connection to {where} broke: {exc}")
     return ProviderError(f"request to {where} failed: {exc}")
+
+
+async def sse_events(resp: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """Server-sent events as (event, data) pairs; ``event`` is "" when the server names none."""
+    event, data = "", cast(list[str], [])
+    async for line in resp.aiter_lines():
+        if not line:
+            if data:
+                yield event, "\n".join(data)
+            event, data = "", cast(list[str], [])
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+    if data:
+        yield event, "\n".join(data)
+
+
+def parse_json(data: str | bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+        raise StreamError(f"malformed {what}: {text[:80]!r}") from None
+
+
+StreamParser = Callable[["httpx.Response", str], AsyncIterator[str | Final]]
+WholeParser = Callable[[bytes, str], Iterable[str | Final]]
+
+
+class HTTPBackend(Backend):
+    """A model behind an HTTP API: one connection pool, shared retries and error messages."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        key: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self._key = key
+        self._headers = dict(headers or {})
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+
+    def auth_headers(self, key: str) -> dict[str, str]:
+        """The headers that carry ``key``; each provider says how."""
+        return {"Authorization": f"Bearer {key}"}
+
+    def _get_client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            import httpx
+
+            headers = {"Content-Type": "application/json", **self._headers}
+            if self._key:
+                if not self._key.isascii() or not self._key.isprintable():
+                    raise UsageError("the API key holds characters that cannot be sent in a header")
+                headers.update(self.auth_headers(self._key))
+            transport = self._transport or httpx.AsyncHTTPTransport(retries=1)
+            self._client = httpx.AsyncClient(
+                base_url=self.base_url,
+                headers=headers,
+                transport=transport,
+                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def post(
+        self,
+        path: str,
+        body: dict[str, Any],
+        request: Request,
+        read_stream: StreamParser,
+        read_whole: WholeParser,
+    ) -> AsyncIterator[str | Final]:
+        """POST ``body``, retrying 429/5xx and dropped connections until text has been sent."""
+        import httpx
+
+        opts = request.options
+        read = float(opts.get("timeout", 300.0))
+        timeout = httpx.Timeout(read, connect=float(opts.get("connect_timeout", 10.0)))
+        policy = RetryPolicy(max_retries=int(opts.get("max_retries", 3)))
+        where = f"{self.base_url}{path.split('?')[0]}"
+        client = self._get_client()
+        attempt = 0
+        while True:
+            sent_text = False
+            try:
+                async with client.stream("POST", path, json=body, timeout=timeout) as resp:
+                    if resp.status_code >= 400:
+                        payload = await resp.aread()
+                        if resp.status_code in RETRY_STATUSES and attempt < policy.max_retries:
+                            after = parse_retry_after(resp.headers.get("retry-after"))
+                            await self.sleep(policy.delay(attempt, after, self.rng))
+                            attempt += 1
+                            continue
+                        raise status_error(resp.status_code, payload, where)
+                    if request.stream:
+                        async for item in read_stream(resp, where):
+                            sent_text = sent_text or isinstance(item, str)
+                            yield item
+                    else:
+                        for item in read_whole(await resp.aread(), where):
+                            yield item
+                    return
+            except httpx.HTTPError as e:
+                if sent_text:
+                    raise StreamError(f"stream from {where} was cut off: {e}") from None
+                if isinstance(e, (httpx.RemoteProtocolError, httpx.ReadError)) and (
+                    attempt < policy.max_retries
+                ):
+                    await self.sleep(policy.delay(attempt, None, self.rng))
+                    attempt += 1
+                    continue
+                raise translate(e, where, read) from None

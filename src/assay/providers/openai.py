@@ -7,21 +7,22 @@ stay the same across every hosted provider.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..declared import declared_models
 from ..errors import ProviderError, StreamError, UsageError
 from ..options import COMMON_OPTIONS, Option
-from ..types import Final, ModelSpec, Request, Usage
+from ..types import Final, Message, ModelSpec, Request, Usage
+from ._http import HTTP_OPTIONS, HTTPBackend, parse_json, sse_events
 from .base import Backend, Provider
 
 if TYPE_CHECKING:
     import httpx
+
+    from ..attachments import Attachment
 
 __all__ = ["OPENAI_MODELS", "OpenAIBackend", "OpenAIProvider", "parse_usage"]
 
@@ -73,6 +74,43 @@ def parse_usage(data: Any) -> Usage:
     )
 
 
+_AUDIO_FORMATS = {"audio/wav": "wav", "audio/mpeg": "mp3"}
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+VISION_MODELS = (
+    "gpt-4o",
+    "gpt-4o-mini",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "o3",
+    "o4-mini",
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
+)
+
+
+def openai_part(a: Attachment) -> dict[str, Any]:
+    """One attachment as a Chat Completions content part (OpenAI's documented shapes)."""
+    if a.type.startswith("image/"):
+        return {"type": "image_url", "image_url": {"url": a.url or a.data_uri()}}
+    if a.type in _AUDIO_FORMATS:
+        return {
+            "type": "input_audio",
+            "input_audio": {"data": a.base64(), "format": _AUDIO_FORMATS[a.type]},
+        }
+    if a.type == "application/pdf":
+        return {"type": "file", "file": {"filename": a.name, "file_data": a.data_uri()}}
+    raise UsageError(f"the OpenAI API has no way to send {a.type} attachments")
+
+
+def openai_message(m: Message) -> dict[str, Any]:
+    if not m.attachments:
+        return {"role": m.role, "content": m.content}
+    parts: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content else []
+    return {"role": m.role, "content": parts + [openai_part(a) for a in m.attachments]}
+
+
 def _text(value: Any) -> str:
     """Message content: a string, or a list of text parts; anything else is malformed."""
     if value is None or isinstance(value, str):
@@ -82,55 +120,14 @@ def _text(value: Any) -> str:
     raise TypeError(f"content is {type(value).__name__}")
 
 
-class OpenAIBackend(Backend):
-    def __init__(
-        self,
-        base_url: str,
-        model: str,
-        key: str | None = None,
-        *,
-        headers: dict[str, str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self._key = key
-        self._headers = dict(headers or {})
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
-        self.sleep = sleep
-        self.rng = rng or random.Random()
-
-    def _get_client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            import httpx
-
-            headers = {"Content-Type": "application/json", **self._headers}
-            if self._key:
-                if not self._key.isascii() or not self._key.isprintable():
-                    raise UsageError("the API key holds characters that cannot be sent in a header")
-                headers["Authorization"] = f"Bearer {self._key}"
-            transport = self._transport or httpx.AsyncHTTPTransport(retries=1)
-            self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=headers,
-                transport=transport,
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
-            )
-        return self._client
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+class OpenAIBackend(HTTPBackend):
+    """Chat Completions: ``POST {base_url}/chat/completions``."""
 
     def body(self, request: Request) -> dict[str, Any]:
         opts = request.options
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+            "messages": [openai_message(m) for m in request.messages],
             "stream": request.stream,
         }
         if request.stream:
@@ -140,66 +137,19 @@ class OpenAIBackend(Backend):
             body["response_format"] = {"type": "json_object"}
         return body
 
-    async def generate(self, request: Request) -> AsyncIterator[str | Final]:
-        import httpx
-
-        from ._http import RETRY_STATUSES, RetryPolicy, parse_retry_after, status_error, translate
-
-        opts = request.options
-        read = float(opts.get("timeout", 300.0))
-        timeout = httpx.Timeout(read, connect=float(opts.get("connect_timeout", 10.0)))
-        policy = RetryPolicy(max_retries=int(opts.get("max_retries", 3)))
-        where = f"{self.base_url}/chat/completions"
-        client = self._get_client()
-        body = self.body(request)
-        attempt = 0
-        while True:
-            sent_text = False
-            try:
-                async with client.stream(
-                    "POST", "/chat/completions", json=body, timeout=timeout
-                ) as resp:
-                    if resp.status_code >= 400:
-                        payload = await resp.aread()
-                        if resp.status_code in RETRY_STATUSES and attempt < policy.max_retries:
-                            after = parse_retry_after(resp.headers.get("retry-after"))
-                            await self.sleep(policy.delay(attempt, after, self.rng))
-                            attempt += 1
-                            continue
-                        raise status_error(resp.status_code, payload, where)
-                    if request.stream:
-                        async for item in self._read_stream(resp, where):
-                            sent_text = sent_text or isinstance(item, str)
-                            yield item
-                    else:
-                        for item in self._read_whole(await resp.aread(), where):
-                            yield item
-                    return
-            except httpx.HTTPError as e:
-                if sent_text:
-                    raise StreamError(f"stream from {where} was cut off: {e}") from None
-                if isinstance(e, (httpx.RemoteProtocolError, httpx.ReadError)) and (
-                    attempt < policy.max_retries
-                ):
-                    await self.sleep(policy.delay(attempt, None, self.rng))
-                    attempt += 1
-                    continue
-                raise translate(e, where, read) from None
+    def generate(self, request: Request) -> AsyncIterator[str | Final]:
+        return self.post(
+            "/chat/completions", self.body(request), request, self._read_stream, self._read_whole
+        )
 
     async def _read_stream(self, resp: httpx.Response, where: str) -> AsyncIterator[str | Final]:
         final = Final()
         done = False
-        async for line in resp.aiter_lines():
-            if not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
+        async for _, data in sse_events(resp):
+            if data.strip() == "[DONE]":
                 done = True
                 break
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                raise StreamError(f"malformed stream chunk from {where}: {data[:80]!r}") from None
+            chunk = parse_json(data, f"stream chunk from {where}")
             if not isinstance(chunk, dict):
                 raise StreamError(f"malformed stream chunk from {where}: {data[:80]!r}")
             if chunk.get("error"):
@@ -261,9 +211,7 @@ class OpenAIProvider(Provider):
             choices=("minimal", "low", "medium", "high"),
         ),
         Option("json_object", bool, "Ask for a JSON object (response_format)"),
-        Option("timeout", float, "Read timeout in seconds (default 300)", 0.001),
-        Option("connect_timeout", float, "Connect timeout in seconds (default 10)", 0.001),
-        Option("max_retries", int, "Retries on 429, 5xx and dropped connections (default 3)", 0),
+        *HTTP_OPTIONS,
     )
 
     def models(self) -> Iterable[ModelSpec]:
@@ -276,6 +224,8 @@ class OpenAIProvider(Provider):
                 key_name="openai",
                 key_env="OPENAI_API_KEY",
                 description="OpenAI",
+                attachment_types=(*IMAGE_TYPES, "application/pdf") if name in VISION_MODELS else (),
+                max_attachment_bytes=20 * 1024 * 1024,
                 config={
                     "base_url": base_url,
                     "model": name,
@@ -293,6 +243,7 @@ class OpenAIProvider(Provider):
                 key_env=entry.get("key_env"),
                 aliases=tuple(entry.get("aliases") or ()),
                 description=entry.get("description") or entry["base_url"],
+                attachment_types=tuple(entry.get("attachments") or ()),
                 config={
                     "base_url": entry["base_url"],
                     "model": entry.get("model") or entry["alias"],

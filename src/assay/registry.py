@@ -34,7 +34,7 @@ def providers() -> dict[str, Provider]:
             continue
         found[getattr(provider, "name", ep.name)] = provider
     # Built-ins first (real models before the fake), then plugins by name.
-    order = {"local": 0, "openai": 1, "echo": 3}
+    order = {"local": 0, "openai": 1, "anthropic": 1, "gemini": 1, "echo": 3}
     return dict(sorted(found.items(), key=lambda kv: (order.get(kv[0], 2), kv[0])))
 
 

@@ -26,6 +26,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "models": ("models", "models", "List models, set the default, and add GGUF files."),
     "aliases": ("aliases", "aliases", "Manage short names for models."),
     "keys": ("keys", "keys", "Manage API keys (stored with mode 0600)."),
+    "prices": (
+        "prices",
+        "prices",
+        "Show what models charge per million tokens, and where each price comes from.",
+    ),
+    "cost": ("cost", "cost", "Price a job before it runs."),
     "completion": ("completion", "completion", "Print the shell completion script."),
 }
 DEFAULT_COMMAND = "prompt"

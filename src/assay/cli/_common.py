@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -63,12 +64,13 @@ def stdout_isatty() -> bool:
     return sys.stdout.isatty()
 
 
-def print_table(rows: list[tuple[str, ...]], *, numeric_from: int = 1) -> None:
-    """Columns padded to fit; columns from ``numeric_from`` on are right-aligned."""
+def print_table(rows: Sequence[Sequence[str]], align: str = "") -> None:
+    """Columns padded to fit; ``align`` has an "l" or "r" per column (default: first l, rest r)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    align = align or "l" + "r" * (len(widths) - 1)
     for row in rows:
         cells = (
-            cell.rjust(width) if i >= numeric_from else cell.ljust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+            cell.rjust(width) if how == "r" else cell.ljust(width)
+            for cell, width, how in zip(row, widths, align, strict=True)
         )
         click.echo("  ".join(cells).rstrip())

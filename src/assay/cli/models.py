@@ -64,7 +64,7 @@ def models(ctx: click.Context, as_json: bool) -> None:
         )
         for r in rows
     ]
-    print_table(table, numeric_from=6)
+    print_table(table, align="llllll")
 
 
 @models.command(name="default")

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from assay import engine, registry
+from assay import registry
+from assay.store import logs as store_logs
 
 ROOT = Path(__file__).resolve().parent.parent
 _KEY_VARS = [v for v in os.environ if v.endswith("_API_KEY") or v.startswith("ASSAY_")]
@@ -29,10 +30,10 @@ def assay_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     monkeypatch.setenv("ASSAY_HOME", str(home))
     registry.providers.cache_clear()
     yield home
-    with engine._stores_lock:
-        for store in engine._stores.values():
+    with store_logs._stores_lock:
+        for store in store_logs._stores.values():
             store.close()
-        engine._stores.clear()
+        store_logs._stores.clear()
 
 
 def free_port() -> int:

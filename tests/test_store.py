@@ -154,3 +154,39 @@ def test_search_with_a_filter_finds_old_matches(tmp_path: Path) -> None:
     found = store.query(3, search="fox", model="old")
     assert [r["model"] for r in found] == ["old"]
     assert len(store.query(3, search="fox")) == 3
+
+
+def test_stats_totals_follow_inserts_and_deletes(tmp_path: Path) -> None:
+    store = LogStore(tmp_path / "logs.db")
+    ids = [
+        store.insert(_record(i, cost_usd=0.5 if i else None, ttft_ms=100.0 * (i + 1)))
+        for i in range(4)
+    ]
+    store.delete(ids[:2])
+    (echo,) = store.stats()
+    assert echo["responses"] == 2 and echo["input_tokens"] == 4
+    assert echo["cost_usd"] == pytest.approx(1.0) and echo["unpriced"] == 0
+    assert echo["avg_ttft_ms"] == pytest.approx(350.0)
+    store.delete(ids[2:])
+    assert store.stats() == [] and store.stats_by_day() == []
+
+
+def test_the_stats_migration_backfills_existing_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = connect(path, migrate_schema=False)
+    from assay.store.migrations import applied
+
+    applied(conn)
+    for name, fn in MIGRATIONS[:4]:  # a database from before the stats table
+        fn(conn)
+        conn.execute("INSERT INTO _migrations VALUES (?, 'then')", (name,))
+    for i in range(3):
+        conn.execute(
+            "INSERT INTO responses (model, provider, prompt, input_tokens,"
+            " datetime_utc) VALUES ('m', 'p', ?, 10, '2026-01-0' || ?)",
+            (f"p{i}", i + 1),
+        )
+    conn.close()
+    store = LogStore(path)
+    assert store.stats()[0]["responses"] == 3 and store.stats()[0]["input_tokens"] == 30
+    assert [d["day"] for d in store.stats_by_day()] == ["2026-01-01", "2026-01-02", "2026-01-03"]

@@ -19,13 +19,13 @@ from typing import Any
 
 from . import _sync
 from .attachments import Attachment
-from .engine import Execution, Outcome, log_store
+from .engine import Execution, Outcome
 from .errors import AssayError, MissingKeyError, UsageError
 from .keys import env_var_for, get_key
 from .options import validate_options
 from .providers.base import Backend, Provider
 from .registry import resolve
-from .store.logs import new_id
+from .store.logs import log_store, new_id
 from .types import Message, ModelSpec, Request, Usage
 
 __all__ = [

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,24 +24,10 @@ from typing import Any
 
 from .errors import AssayError
 from .providers.base import Backend
-from .store.logs import LogRecord, LogStore
+from .store.logs import LogRecord, log_store
 from .types import Final, ModelSpec, Request, Usage
 
 __all__ = ["Execution", "Outcome", "log_store"]
-
-_stores: dict[str, LogStore] = {}
-_stores_lock = threading.Lock()
-
-
-def log_store(path: Path | str | None = None) -> LogStore:
-    """One shared store per database file and process."""
-    from .store.db import db_path
-
-    key = str(path or db_path())
-    with _stores_lock:
-        if key not in _stores:
-            _stores[key] = LogStore(key)
-        return _stores[key]
 
 
 @dataclass

@@ -12,7 +12,7 @@ __all__ = ["logs"]
 
 
 def _store() -> Any:
-    from ..engine import log_store
+    from ..store.logs import log_store
 
     return log_store()
 

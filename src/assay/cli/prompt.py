@@ -50,8 +50,8 @@ def open_conversation(
 ) -> tuple[Any, Any]:
     """The model to use and, when continuing, the conversation to continue."""
     from ..api import get_model
-    from ..engine import log_store
     from ..errors import UsageError
+    from ..store.logs import log_store
 
     if continue_ and not cid:
         cid = log_store().latest_conversation_id()

@@ -17,7 +17,7 @@ from ..attachments import Attachment
 from ..types import Message
 from .db import connect, store_error, write
 
-__all__ = ["LogRecord", "LogStore", "new_id"]
+__all__ = ["LogRecord", "LogStore", "log_store", "new_id"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -56,6 +56,17 @@ class LogRecord:
     datetime_utc: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     )
+
+
+_TOTALS = """
+    SUM(responses) AS responses, SUM(input_tokens) AS input_tokens,
+    SUM(cached_tokens) AS cached_tokens, SUM(cache_write_tokens) AS cache_write_tokens,
+    SUM(output_tokens) AS output_tokens, SUM(reasoning_tokens) AS reasoning_tokens,
+    SUM(total_ms) / 1000.0 AS total_s, SUM(ttft_ms) / NULLIF(SUM(ttft_n), 0) AS avg_ttft_ms,
+    SUM(tokens_per_s) / NULLIF(SUM(tps_n), 0) AS avg_tokens_per_s, SUM(errors) AS errors,
+    CASE WHEN SUM(priced) > 0 THEN SUM(cost_usd) END AS cost_usd,
+    SUM(responses) - SUM(priced) AS unpriced
+"""
 
 
 def fts_query(text: str) -> str:
@@ -180,18 +191,12 @@ class LogStore:
         return found
 
     def stats(self) -> list[dict[str, Any]]:
-        """Count, tokens, time and cost per model."""
+        """Count, tokens, time and cost per model (from the per-day totals table)."""
         return [
             dict(r)
-            for r in self._fetch("""
-            SELECT model, COUNT(*) AS responses,
-                   SUM(input_tokens) AS input_tokens, SUM(cached_tokens) AS cached_tokens,
-                   SUM(cache_write_tokens) AS cache_write_tokens,
-                   SUM(output_tokens) AS output_tokens, SUM(reasoning_tokens) AS reasoning_tokens,
-                   SUM(total_ms) / 1000.0 AS total_s, AVG(ttft_ms) AS avg_ttft_ms,
-                   AVG(tokens_per_s) AS avg_tokens_per_s, SUM(error IS NOT NULL) AS errors,
-                   SUM(cost_usd) AS cost_usd, SUM(cost_usd IS NULL) AS unpriced
-            FROM responses GROUP BY model ORDER BY responses DESC, model
+            for r in self._fetch(f"""
+            SELECT model, {_TOTALS} FROM stats_daily GROUP BY model HAVING SUM(responses) > 0
+            ORDER BY responses DESC, model
         """)
         ]
 
@@ -199,11 +204,9 @@ class LogStore:
         """Count, tokens and cost per UTC day and model, oldest day first."""
         return [
             dict(r)
-            for r in self._fetch("""
-            SELECT substr(datetime_utc, 1, 10) AS day, model, COUNT(*) AS responses,
-                   SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens,
-                   SUM(cost_usd) AS cost_usd
-            FROM responses GROUP BY day, model ORDER BY day, model
+            for r in self._fetch(f"""
+            SELECT day, model, {_TOTALS} FROM stats_daily GROUP BY day, model
+            HAVING SUM(responses) > 0 ORDER BY day, model
         """)
         ]
 
@@ -247,3 +250,18 @@ class LogStore:
                 return list(self.conn.execute(sql, args))
         except sqlite3.Error as e:
             raise store_error(self.path, e) from None
+
+
+_stores: dict[str, LogStore] = {}
+_stores_lock = threading.Lock()
+
+
+def log_store(path: Path | str | None = None) -> LogStore:
+    """One shared store per database file and process."""
+    from .db import db_path
+
+    key = str(path or db_path())
+    with _stores_lock:
+        if key not in _stores:
+            _stores[key] = LogStore(key)
+        return _stores[key]

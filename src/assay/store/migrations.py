@@ -127,6 +127,78 @@ def m004_attachments(conn: sqlite3.Connection) -> None:
     )
 
 
+_STAT_SUMS = (
+    "input_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "total_ms",
+    "cost_usd",
+)
+
+
+def _stats_change(row: str, sign: str) -> str:
+    """An UPSERT that adds (sign '+') or removes (sign '-') one response's figures."""
+    sums = ", ".join(f"{sign}coalesce({row}.{c}, 0)" for c in _STAT_SUMS)
+    updates = ", ".join(
+        f"{c} = {c} + excluded.{c}"
+        for c in (
+            "responses",
+            *_STAT_SUMS,
+            "ttft_ms",
+            "ttft_n",
+            "tokens_per_s",
+            "tps_n",
+            "errors",
+            "priced",
+        )
+    )
+    return f"""
+        INSERT INTO stats_daily (day, model, responses, {", ".join(_STAT_SUMS)}, ttft_ms, ttft_n,
+                                 tokens_per_s, tps_n, errors, priced)
+        VALUES (substr({row}.datetime_utc, 1, 10), {row}.model, {sign}1, {sums},
+                {sign}coalesce({row}.ttft_ms, 0), {sign}({row}.ttft_ms IS NOT NULL),
+                {sign}coalesce({row}.tokens_per_s, 0), {sign}({row}.tokens_per_s IS NOT NULL),
+                {sign}({row}.error IS NOT NULL), {sign}({row}.cost_usd IS NOT NULL))
+        ON CONFLICT (day, model) DO UPDATE SET {updates};"""
+
+
+@migration
+def m005_stats_daily(conn: sqlite3.Connection) -> None:
+    """Totals per day and model, kept by triggers, so stats stay instant at millions of rows."""
+    columns = ", ".join(f"{c} REAL NOT NULL DEFAULT 0" for c in _STAT_SUMS)
+    _run(
+        conn,
+        f"""
+        CREATE TABLE stats_daily (
+            day TEXT NOT NULL,
+            model TEXT NOT NULL,
+            responses INTEGER NOT NULL DEFAULT 0,
+            {columns},
+            ttft_ms REAL NOT NULL DEFAULT 0,
+            ttft_n INTEGER NOT NULL DEFAULT 0,
+            tokens_per_s REAL NOT NULL DEFAULT 0,
+            tps_n INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
+            priced INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (day, model)
+        )""",
+        f"CREATE TRIGGER stats_ai AFTER INSERT ON responses BEGIN {_stats_change('new', '+')} END",
+        f"CREATE TRIGGER stats_ad AFTER DELETE ON responses BEGIN {_stats_change('old', '-')} END",
+        f"""CREATE TRIGGER stats_au AFTER UPDATE ON responses BEGIN
+            {_stats_change("old", "-")} {_stats_change("new", "+")} END""",
+        f"""
+        INSERT INTO stats_daily (day, model, responses, {", ".join(_STAT_SUMS)}, ttft_ms, ttft_n,
+                                 tokens_per_s, tps_n, errors, priced)
+        SELECT substr(datetime_utc, 1, 10), model, COUNT(*),
+               {", ".join(f"coalesce(SUM({c}), 0)" for c in _STAT_SUMS)},
+               coalesce(SUM(ttft_ms), 0), COUNT(ttft_ms), coalesce(SUM(tokens_per_s), 0),
+               COUNT(tokens_per_s), SUM(error IS NOT NULL), COUNT(cost_usd)
+        FROM responses GROUP BY 1, 2""",
+    )
+
+
 def applied(conn: sqlite3.Connection) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)"

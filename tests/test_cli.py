@@ -225,3 +225,48 @@ def test_chat_survives_failed_turns() -> None:
     assert result.exit_code == 0
     assert result.stderr == "assay: error: model fell over\n" * 2
     assert [r["error"] for r in log_store().query(None)] == ["model fell over"] * 2
+
+
+def test_usage_line_shows_the_cost(assay_home: Path) -> None:
+    assay_home.mkdir(parents=True, exist_ok=True)
+    (assay_home / "prices.yaml").write_text("echo: {input: 0.0375, output: 0.15}\n")
+    result = CliRunner().invoke(
+        cli, ["-m", "echo", "-u", "-o", "input_tokens", "260", "-o", "output_tokens", "92", "hi"]
+    )
+    # (260 x 0.0375 + 92 x 0.15) / 1M = 0.00002355
+    assert result.stderr == "260 input, 92 output tokens, $0.000024\n"
+
+
+def test_attachments_are_refused_checked_and_logged(tmp_path: Path) -> None:
+    image = tmp_path / "dot.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16)
+    err = run("-m", "echo", "-a", str(image), "look", code=2)
+    assert err.startswith("assay: error: echo cannot take image/png attachments; models that")
+    assert "gpt-4o" in err and err.count("\n") == 1
+    big = tmp_path / "big.png"
+    with big.open("wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n")
+        f.truncate(21 * 1024 * 1024)
+    err = run("-m", "gemini-2.5-flash", "--key", "k", "-a", str(big), "x", code=2)
+    assert "big.png is 22,020,096 bytes; gemini-2.5-flash takes attachments of at most" in err
+    err = run("-m", "gpt-4o", "--key", "k", "--at", str(image), "nonsense/type", "x", code=2)
+    assert "gpt-4o cannot take nonsense/type attachments; no model can" in err
+    assert "does not exist" in run("-m", "gpt-4o", "-a", str(tmp_path / "nope.png"), "x", code=2)
+
+
+def test_logs_show_attachments(tmp_path: Path) -> None:
+    image = tmp_path / "dot.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 16)
+    from assay.attachments import Attachment
+    from assay.store.logs import LogRecord
+
+    attachment = Attachment.from_arg(str(image))
+    log_store().insert(
+        LogRecord(model="m", provider="p", prompt="look", attachments=(attachment, attachment))
+    )
+    out = run("logs")
+    assert "## Attachments" in out and f"{image} (image/png, 24 bytes" in out
+    rows = json.loads(run("logs", "--json"))
+    assert [a["id"] for a in rows[0]["attachments"]] == [attachment.id] * 2
+    count = log_store().conn.execute("SELECT COUNT(*) FROM attachments").fetchone()[0]
+    assert count == 1  # stored once, linked twice

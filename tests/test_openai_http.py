@@ -81,7 +81,7 @@ def test_stream_text_usage_cached_and_reasoning_tokens() -> None:
         assert request.headers["authorization"] == "Bearer sk-secret-key-123"
         return httpx.Response(200, content=GOOD_STREAM)
 
-    items, _ = run(handler, temperature=0.5, max_tokens=10)
+    items, _ = run(handler, temperature=0.5, max_tokens=10, reasoning_effort="low")
     assert items[:2] == ["Hel", "lo"]
     final = items[-1]
     assert isinstance(final, Final)
@@ -95,6 +95,7 @@ def test_stream_text_usage_cached_and_reasoning_tokens() -> None:
     body = seen[0]
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["temperature"] == 0.5 and body["max_tokens"] == 10
+    assert body["reasoning_effort"] == "low"
     assert body["messages"] == [{"role": "user", "content": "hi"}]
 
 

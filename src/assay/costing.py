@@ -55,26 +55,44 @@ def estimate_counts(
     output_tokens: int,
     batch: bool = False,
 ) -> dict[str, Any]:
-    per_item = _dollars(price, input_tokens, output_tokens, batch)
     assumptions = [
         _price_line(price),
         f"{input_tokens:,} input and {output_tokens:,} output tokens per item, as given",
-        "no prompt caching",
     ]
+    return _result(
+        spec, price, batch, items, input_tokens * items, output_tokens * items, assumptions
+    )
+
+
+def _result(
+    spec: ModelSpec,
+    price: Price,
+    batch: bool,
+    items: int,
+    input_tokens: int,
+    output_tokens: int,
+    assumptions: list[str],
+    per_item: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    assumptions = [*assumptions, "no prompt caching"]
     if batch:
         assumptions.append("batch processing at half the standard rate")
-    return {
+    total = _dollars(price, input_tokens, output_tokens, batch)
+    result: dict[str, Any] = {
         "model": spec.id,
         "batch": batch,
         "items": items,
-        "input_tokens_per_item": input_tokens,
-        "output_tokens_per_item": output_tokens,
-        "cost_per_item_usd": per_item,
-        "input_tokens": input_tokens * items,
-        "output_tokens": output_tokens * items,
-        "total_usd": _dollars(price, input_tokens * items, output_tokens * items, batch),
+        "input_tokens_per_item": round(input_tokens / items),
+        "output_tokens_per_item": round(output_tokens / items),
+        "cost_per_item_usd": total / items,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_usd": total,
         "assumptions": assumptions,
     }
+    if per_item is not None:
+        result["per_item"] = per_item
+    return result
 
 
 def estimate_files(
@@ -116,7 +134,6 @@ def estimate_files(
             }
         )
     total_in = sum(i["input_tokens"] for i in per_item)
-    total_out = out * len(per_item)
     assumptions = [
         _price_line(price),
         *sorted(methods),
@@ -125,20 +142,7 @@ def estimate_files(
             if output_tokens is not None
             else f"{out:,} output tokens per item: an assumption (set --output-tokens)"
         ),
-        "no prompt caching",
     ]
-    if batch:
-        assumptions.append("batch processing at half the standard rate")
-    return {
-        "model": spec.id,
-        "batch": batch,
-        "items": len(per_item),
-        "input_tokens_per_item": round(total_in / len(per_item)),
-        "output_tokens_per_item": out,
-        "cost_per_item_usd": _dollars(price, total_in, total_out, batch) / len(per_item),
-        "input_tokens": total_in,
-        "output_tokens": total_out,
-        "total_usd": _dollars(price, total_in, total_out, batch),
-        "per_item": per_item,
-        "assumptions": assumptions,
-    }
+    return _result(
+        spec, price, batch, len(per_item), total_in, out * len(per_item), assumptions, per_item
+    )

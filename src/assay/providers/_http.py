@@ -25,7 +25,7 @@ from ..errors import (
     UsageError,
 )
 from ..options import Option
-from ..types import Final, Request
+from ..types import Final, ModelSpec, Request
 from .base import Backend
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ __all__ = [
     "HTTPBackend",
     "RetryPolicy",
     "error_message",
+    "hosted_spec",
     "parse_json",
     "parse_retry_after",
     "sse_events",
@@ -63,6 +64,32 @@ class RetryPolicy:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
         return rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+def hosted_spec(
+    provider: str,
+    name: str,
+    *,
+    base_url: str,
+    default_base_url: str,
+    key_name: str,
+    context_length: int,
+    description: str,
+    attachment_types: tuple[str, ...] = (),
+    max_attachment_bytes: int | None = None,
+) -> ModelSpec:
+    """A hosted provider's built-in model: keyed, priced as the official API when it is one."""
+    return ModelSpec(
+        id=name,
+        provider=provider,
+        context_length=context_length,
+        key_name=key_name,
+        key_env=f"{key_name.upper()}_API_KEY",
+        description=description,
+        config={"base_url": base_url, "model": name, "official": base_url == default_base_url},
+        attachment_types=attachment_types,
+        max_attachment_bytes=max_attachment_bytes,
+    )
 
 
 def parse_retry_after(value: str | None) -> float | None:

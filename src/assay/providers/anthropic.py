@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import OptionError, ProviderError, StreamError, UsageError
 from ..options import COMMON_OPTIONS, Option
 from ..types import Final, Message, ModelSpec, Request, Usage
-from ._http import HTTP_OPTIONS, HTTPBackend, parse_json, sse_events
+from ._http import HTTP_OPTIONS, HTTPBackend, hosted_spec, parse_json, sse_events
 from .base import Backend, Provider
 
 if TYPE_CHECKING:
@@ -209,18 +209,14 @@ class AnthropicProvider(Provider):
     def models(self) -> Iterable[ModelSpec]:
         base_url = os.environ.get("ANTHROPIC_BASE_URL", DEFAULT_BASE_URL)
         for name in ANTHROPIC_MODELS:
-            yield ModelSpec(
-                id=name,
-                provider=self.name,
-                context_length=200_000,
+            yield hosted_spec(
+                self.name,
+                name,
+                base_url=base_url,
+                default_base_url=DEFAULT_BASE_URL,
                 key_name="anthropic",
-                key_env="ANTHROPIC_API_KEY",
+                context_length=200_000,
                 description="Anthropic",
-                config={
-                    "base_url": base_url,
-                    "model": name,
-                    "official": base_url == DEFAULT_BASE_URL,
-                },
                 attachment_types=(*IMAGE_TYPES, "application/pdf"),
                 max_attachment_bytes=32 * 1024 * 1024,
             )

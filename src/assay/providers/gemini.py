@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StreamError, UsageError
 from ..options import COMMON_OPTIONS, Option
 from ..types import Final, Message, ModelSpec, Request, Usage
-from ._http import HTTP_OPTIONS, HTTPBackend, parse_json, sse_events
+from ._http import HTTP_OPTIONS, HTTPBackend, hosted_spec, parse_json, sse_events
 from .base import Backend, Provider
 
 if TYPE_CHECKING:
@@ -181,18 +181,14 @@ class GeminiProvider(Provider):
     def models(self) -> Iterable[ModelSpec]:
         base_url = os.environ.get("GEMINI_BASE_URL", DEFAULT_BASE_URL)
         for name in GEMINI_MODELS:
-            yield ModelSpec(
-                id=name,
-                provider=self.name,
-                context_length=1_048_576,
+            yield hosted_spec(
+                self.name,
+                name,
+                base_url=base_url,
+                default_base_url=DEFAULT_BASE_URL,
                 key_name="gemini",
-                key_env="GEMINI_API_KEY",
+                context_length=1_048_576,
                 description="Google Gemini",
-                config={
-                    "base_url": base_url,
-                    "model": name,
-                    "official": base_url == DEFAULT_BASE_URL,
-                },
                 attachment_types=ACCEPTS,
                 max_attachment_bytes=20 * 1024 * 1024,
             )

@@ -16,7 +16,7 @@ from ..declared import declared_models
 from ..errors import ProviderError, StreamError, UsageError
 from ..options import COMMON_OPTIONS, Option
 from ..types import Final, Message, ModelSpec, Request, Usage
-from ._http import HTTP_OPTIONS, HTTPBackend, parse_json, sse_events
+from ._http import HTTP_OPTIONS, HTTPBackend, hosted_spec, parse_json, sse_events
 from .base import Backend, Provider
 
 if TYPE_CHECKING:
@@ -217,20 +217,16 @@ class OpenAIProvider(Provider):
     def models(self) -> Iterable[ModelSpec]:
         base_url = os.environ.get("OPENAI_BASE_URL", DEFAULT_BASE_URL)
         for name, ctx in OPENAI_MODELS.items():
-            yield ModelSpec(
-                id=name,
-                provider=self.name,
-                context_length=ctx,
+            yield hosted_spec(
+                self.name,
+                name,
+                base_url=base_url,
+                default_base_url=DEFAULT_BASE_URL,
                 key_name="openai",
-                key_env="OPENAI_API_KEY",
+                context_length=ctx,
                 description="OpenAI",
                 attachment_types=(*IMAGE_TYPES, "application/pdf") if name in VISION_MODELS else (),
                 max_attachment_bytes=20 * 1024 * 1024,
-                config={
-                    "base_url": base_url,
-                    "model": name,
-                    "official": base_url == DEFAULT_BASE_URL,
-                },
             )
         for entry in declared_models(self.name):
             if not entry.get("base_url"):

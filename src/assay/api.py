@@ -111,7 +111,7 @@ class AsyncModel:
                 able = [s.id for _, s in all_models() if s.accepts(a.type)]
                 hint = f"; models that can: {', '.join(able)}" if able else "; no model can"
                 raise UsageError(f"{spec.id} cannot take {a.type} attachments{hint}")
-            limit = spec.max_attachment_bytes
+            limit = spec.limit_for(a.type)
             if limit is not None and a.size is not None and a.size > limit:
                 raise UsageError(
                     f"{a.name} is {a.size:,} bytes; {spec.id} takes attachments of at most"
@@ -290,7 +290,8 @@ class AsyncConversation:
 
     def add(self, system: str | None, prompt: Message, text: str) -> None:
         self.system = system or self.system
-        self.messages += [prompt, Message("assistant", text)]
+        if text:  # an empty reply would be an empty message, which some APIs refuse
+            self.messages += [prompt, Message("assistant", text)]
 
     def prompt(self, prompt: str, *, system: str | None = None, **kwargs: Any) -> AsyncResponse:
         return self.model.prompt(prompt, system=system, conversation=self, **kwargs)

@@ -32,8 +32,6 @@ _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (0, b"\xff\xf2", "audio/mpeg"),
     (0, b"fLaC", "audio/flac"),
     (0, b"OggS", "audio/ogg"),
-    (4, b"ftypM4A", "audio/mp4"),
-    (4, b"ftyp", "video/mp4"),
     (0, b"\x1aE\xdf\xa3", "video/webm"),
 )
 _RIFF = {b"WEBP": "image/webp", b"WAVE": "audio/wav", b"AVI ": "video/x-msvideo"}
@@ -46,14 +44,41 @@ _ALIASES = {
 }
 
 
+_FTYP = {
+    b"heic": "image/heic",
+    b"heix": "image/heic",
+    b"mif1": "image/heif",
+    b"msf1": "image/heif",
+    b"avif": "image/avif",
+    b"qt  ": "video/quicktime",
+    b"M4A ": "audio/mp4",
+    b"isom": "video/mp4",
+    b"iso2": "video/mp4",
+    b"mp41": "video/mp4",
+    b"mp42": "video/mp4",
+    b"avc1": "video/mp4",
+    b"dash": "video/mp4",
+}
+
+
 def sniff(data: bytes) -> str | None:
     """The MIME type of ``data`` from its first bytes, or None if unknown."""
     if data[:4] == b"RIFF" and data[8:12] in _RIFF:
         return _RIFF[data[8:12]]
+    if data[4:8] == b"ftyp":  # ISO media: the brand says whether it is HEIC, AVIF, MP4...
+        return _FTYP.get(data[8:12])
     for offset, magic, kind in _MAGIC:
         if data[offset : offset + len(magic)] == magic:
             return kind
     return None
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data[:65536].decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start > 65530  # a character cut in half at the end of the sample
+    return b"\x00" not in data[:65536]
 
 
 def normalise_type(kind: str) -> str:
@@ -105,7 +130,13 @@ class Attachment:
                 raise UsageError(f"cannot tell the type of {value}: give it with --at URL TYPE")
             return cls(type=normalise_type(guessed), url=value)
         if value == "-":
-            content = sys.stdin.buffer.read()
+            stdin = sys.stdin
+            if stdin is None or stdin.isatty():
+                raise UsageError("-a - reads the attachment from stdin, but nothing is piped in")
+            try:
+                content = stdin.buffer.read()
+            except (OSError, ValueError) as e:
+                raise UsageError(f"cannot read stdin: {e}") from None
             path = None
         else:
             try:
@@ -116,6 +147,8 @@ class Attachment:
                 raise UsageError(f"cannot read attachment {value}: {e.strerror or e}") from None
             path = str(Path(value).expanduser().resolve())
         found = kind or sniff(content) or (mimetypes.guess_type(value)[0] if path else None)
+        if not found and _is_text(content):
+            found = "text/plain"
         if not found:
             raise UsageError(f"cannot tell the type of {value}: give it with --at {value} TYPE")
         return cls(type=normalise_type(found), content=content, path=path)

@@ -141,7 +141,7 @@ class Execution:
 
         try:
             out.cost_usd, out.price_source = cost(self.spec, out.usage)
-        except AssayError as e:  # a bad prices file must not lose the response
+        except Exception as e:  # pricing must never lose the response or its log row
             out.price_source = f"not priced: {e}"
 
     def record(self) -> LogRecord:

@@ -86,35 +86,71 @@ def count_text(spec: ModelSpec, text: str, system: str | None = None) -> Count:
     )
 
 
+# OpenAI's vision guide: tile-priced models (base, per 512 px tile), and patch-priced models
+# (32 px patches, at most 1536, times a factor). Dated names match by prefix.
+_OPENAI_PATCHES = {
+    "gpt-4.1-mini": 1.62,
+    "gpt-4.1-nano": 2.46,
+    "o4-mini": 1.72,
+    "gpt-5-mini": 1.62,
+    "gpt-5-nano": 2.46,
+}
+_OPENAI_TILES = {
+    "gpt-4o-mini": (2833, 5667),
+    "gpt-5": (70, 140),
+    "o1": (75, 150),
+    "o3": (75, 150),
+    "gpt-4o": (85, 170),
+    "gpt-4.1": (85, 170),
+    "gpt-4.5": (85, 170),
+}
+ANTHROPIC_MAX_PIXELS = 1092 * 1092  # about 1.15 megapixels: larger images are scaled down
+
+
+def _by_prefix(model: str, table: dict[str, Any]) -> Any:
+    for name in sorted(table, key=len, reverse=True):
+        if model == name or model.startswith(name + "-"):
+            return table[name]
+    return None
+
+
+def _openai_patches(width: int, height: int) -> int:
+    """OpenAI's patch count, with its documented rescale when over 1536 patches."""
+
+    def up(x: float) -> int:
+        return math.ceil(x - 1e-9)
+
+    n = up(width / 32) * up(height / 32)
+    if n <= 1536:
+        return n
+    r = math.sqrt(32 * 32 * 1536 / (width * height))
+    w_p, h_p = width * r / 32, height * r / 32
+    r *= min(math.floor(w_p) / w_p, math.floor(h_p) / h_p)
+    return min(1536, up(width * r / 32) * up(height * r / 32))
+
+
 def image_tokens(spec: ModelSpec, width: int, height: int) -> tuple[int, str]:
     """Tokens one image costs as input, by the provider's documented formula."""
     model = str(spec.config.get("model") or spec.id)
     if spec.provider == "anthropic":
         scale = min(1.0, 1568 / max(width, height))
+        scale = min(scale, math.sqrt(ANTHROPIC_MAX_PIXELS / (width * height)))
         w, h = width * scale, height * scale
-        return math.ceil(w * h / 750), "Anthropic: width x height / 750, long edge <= 1568 px"
+        return math.ceil(w * h / 750), (
+            "Anthropic: width x height / 750, after scaling to <= 1568 px and ~1.15 MP"
+        )
     if spec.provider == "gemini":
         if width <= 384 and height <= 384:
             return 258, "Gemini: 258 tokens for an image up to 384x384"
         tiles = math.ceil(width / 768) * math.ceil(height / 768)
         return tiles * 258, "Gemini: 258 tokens per 768x768 tile"
     if spec.provider == "openai":
-        patches = {
-            "gpt-4.1-mini": 1.62,
-            "gpt-4.1-nano": 2.46,
-            "o4-mini": 1.72,
-            "gpt-5-mini": 1.62,
-            "gpt-5-nano": 2.46,
-        }
-        if model in patches:
-            n = math.ceil(width / 32) * math.ceil(height / 32)
-            if n > 1536:
-                scale = math.sqrt(32 * 32 * 1536 / (width * height))
-                n = min(1536, math.ceil(width * scale / 32) * math.ceil(height * scale / 32))
-            return math.ceil(n * patches[model]), (
-                f"OpenAI: 32 px patches (max 1536) x {patches[model]}"
+        factor = _by_prefix(model, _OPENAI_PATCHES)
+        if factor is not None:
+            return math.ceil(_openai_patches(width, height) * factor), (
+                f"OpenAI: 32 px patches (max 1536) x {factor}"
             )
-        base, per_tile = (2833, 5667) if model == "gpt-4o-mini" else (85, 170)
+        base, per_tile = _by_prefix(model, _OPENAI_TILES) or (85, 170)
         scale = min(1.0, 2048 / max(width, height))
         w, h = width * scale, height * scale
         short = min(w, h)
@@ -134,6 +170,7 @@ def count_attachment(spec: ModelSpec, attachment: Attachment) -> Count:
     if kind.startswith("image/"):
         from PIL import Image, UnidentifiedImageError
 
+        Image.MAX_IMAGE_PIXELS = None  # only the header is read: no decompression bomb here
         try:
             with Image.open(Path(attachment.path or "")) as image:
                 width, height = image.size

@@ -17,6 +17,7 @@ hundred milliseconds to import).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -117,6 +118,8 @@ def _load_user_prices(path: str, _mtime: int) -> dict[str, Price]:
             values = {k: float(v) for k, v in entry.items()}
         except (TypeError, ValueError):
             raise UsageError(f"{path}: prices for {model!r} must be numbers") from None
+        if not all(0 <= v < math.inf for v in values.values()):
+            raise UsageError(f"{path}: prices for {model!r} must be finite and not negative")
         prices[str(model)] = Price(
             input=values["input"],
             output=values["output"],
@@ -128,10 +131,19 @@ def _load_user_prices(path: str, _mtime: int) -> dict[str, Price]:
 
 
 def _is_local(spec: ModelSpec) -> bool:
+    """Runs on this machine: GGUF files, the fake, or an OpenAI-compatible server on loopback.
+
+    Anthropic and Gemini pointed at a local proxy still cost what the real API charges.
+    """
     if spec.provider in ("local", "echo"):
         return True
     base_url = spec.config.get("base_url")
-    return bool(base_url) and urlsplit(str(base_url)).hostname in _LOCAL_HOSTS
+    return (
+        spec.provider == "openai"
+        and not spec.config.get("official")
+        and bool(base_url)
+        and urlsplit(str(base_url)).hostname in _LOCAL_HOSTS
+    )
 
 
 def _genai_lookup(spec: ModelSpec, usage: Usage, batch: bool) -> Any:
@@ -143,14 +155,16 @@ def _genai_lookup(spec: ModelSpec, usage: Usage, batch: bool) -> Any:
     base_url = str(spec.config.get("base_url") or "")
     official = spec.config.get("official", False)
     kwargs: dict[str, Any] = {}
-    if provider and official:
+    if provider and (official or spec.provider != "openai"):
         kwargs["provider_id"] = provider
     elif base_url:
         kwargs["provider_api_url"] = base_url
+    total_in = usage.input_tokens or 0
+    read = min(usage.cached_tokens or 0, total_in)  # genai-prices refuses parts above the total
     genai_usage = genai_prices.Usage(
-        input_tokens=usage.input_tokens or 0,
-        cache_read_tokens=usage.cached_tokens or 0,
-        cache_write_tokens=usage.cache_write_tokens or 0,
+        input_tokens=total_in,
+        cache_read_tokens=read,
+        cache_write_tokens=min(usage.cache_write_tokens or 0, total_in - read),
         output_tokens=usage.output_tokens or 0,
     )
     context = {"processing": "batch"} if batch else None
@@ -160,6 +174,8 @@ def _genai_lookup(spec: ModelSpec, usage: Usage, batch: bool) -> Any:
         )
     except LookupError:
         return None
+    except Exception as e:  # genai-prices raises ValueError for inconsistent usage, among others
+        raise UsageError(f"genai-prices could not price {spec.id}: {e}") from None
 
 
 def _source(result: Any) -> str:
@@ -259,5 +275,7 @@ def update_prices(url: str = DATA_URL, timeout: float = 30.0) -> int:
         raise ConnectError(f"cannot download prices from {url}: {e}") from None
     except Exception as e:
         raise UsageError(f"{url} did not return genai-prices data: {e}") from None
+    if not providers:
+        raise UsageError(f"{url} returned no providers; keeping the prices you have")
     write_atomic(prices_data_path(), json.dumps(raw))
     return len(providers)

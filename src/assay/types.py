@@ -83,9 +83,15 @@ class ModelSpec:
     description: str = ""
     config: Mapping[str, Any] = field(default_factory=dict)
     attachment_types: tuple[str, ...] = ()  # MIME types, or "image/*" style wildcards
-    max_attachment_bytes: int | None = None
+    # Largest attachment in bytes, by MIME type, "image/*" wildcard, or "*" for any.
+    attachment_limits: Mapping[str, int] = field(default_factory=dict)
 
     def accepts(self, kind: str) -> bool:
         """Whether this model takes attachments of MIME type ``kind``."""
         major = kind.split("/")[0]
         return kind in self.attachment_types or f"{major}/*" in self.attachment_types
+
+    def limit_for(self, kind: str) -> int | None:
+        """The size limit for an attachment of MIME type ``kind``, if there is one."""
+        limits = self.attachment_limits
+        return limits.get(kind, limits.get(kind.split("/")[0] + "/*", limits.get("*")))

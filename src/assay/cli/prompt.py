@@ -113,9 +113,12 @@ def prompt(
     from ..attachments import Attachment
     from ..errors import UsageError
 
+    from_stdin = list(attach).count("-") + sum(path == "-" for path, _ in attach_typed)
+    if from_stdin > 1:
+        raise UsageError("stdin can hold only one attachment: give '-' once")
+    stdin_is_attachment = from_stdin == 1
     attachments = [Attachment.from_arg(a) for a in attach]
     attachments += [Attachment.from_arg(path, kind) for path, kind in attach_typed]
-    stdin_is_attachment = "-" in attach or any(path == "-" for path, _ in attach_typed)
     piped = "" if stdin_is_attachment else read_stdin()
     text = "\n\n".join(part for part in (piped.strip("\n"), prompt) if part)
     if not text and not attachments:

@@ -76,7 +76,7 @@ def hosted_spec(
     context_length: int,
     description: str,
     attachment_types: tuple[str, ...] = (),
-    max_attachment_bytes: int | None = None,
+    attachment_limits: dict[str, int] | None = None,
 ) -> ModelSpec:
     """A hosted provider's built-in model: keyed, priced as the official API when it is one."""
     return ModelSpec(
@@ -88,7 +88,7 @@ def hosted_spec(
         description=description,
         config={"base_url": base_url, "model": name, "official": base_url == default_base_url},
         attachment_types=attachment_types,
-        max_attachment_bytes=max_attachment_bytes,
+        attachment_limits=attachment_limits or {},
     )
 
 

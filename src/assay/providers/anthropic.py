@@ -60,15 +60,16 @@ def parse_anthropic_usage(data: Any, into: Usage | None = None) -> Usage:
         value = data.get(key)
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
-    fresh, read, written = (
-        count("input_tokens"),
-        count("cache_read_input_tokens"),
-        count("cache_creation_input_tokens"),
-    )
-    if fresh is not None:
-        usage.input_tokens = fresh + (read or 0) + (written or 0)
+    # Later events (message_delta) may repeat some fields, or send them as null: keep what
+    # an earlier event said unless this one says something new.
+    read, written = count("cache_read_input_tokens"), count("cache_creation_input_tokens")
+    if read is not None:
         usage.cached_tokens = read
+    if written is not None:
         usage.cache_write_tokens = written
+    fresh = count("input_tokens")
+    if fresh is not None:
+        usage.input_tokens = fresh + (usage.cached_tokens or 0) + (usage.cache_write_tokens or 0)
     if count("output_tokens") is not None:
         usage.output_tokens = count("output_tokens")
     return usage
@@ -109,11 +110,13 @@ class AnthropicBackend(HTTPBackend):
         max_tokens = opts.get("max_tokens") or (DEFAULT_MAX_TOKENS + (budget or 0))
         if budget is not None and max_tokens <= budget:
             raise OptionError(f"max_tokens ({max_tokens}) must be above thinking_budget ({budget})")
+        last_attached = next((m for m in reversed(request.messages) if m.attachments), None)
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": max_tokens,
             "messages": [
-                self._message(m, cache in ("attachments", "both"))
+                # Anthropic allows four cache breakpoints: mark only the newest attachments.
+                self._message(m, cache in ("attachments", "both") and m is last_attached)
                 for m in request.messages
                 if m.role != "system"
             ],
@@ -162,7 +165,7 @@ class AnthropicBackend(HTTPBackend):
                         yield str(delta["text"])
                 elif kind == "message_delta":
                     final.finish_reason = payload.get("delta", {}).get("stop_reason")
-                    parse_anthropic_usage({**payload.get("usage", {})}, final.usage)
+                    parse_anthropic_usage(payload.get("usage") or {}, final.usage)
                 elif kind == "message_stop":
                     stopped = True
                     break
@@ -218,7 +221,7 @@ class AnthropicProvider(Provider):
                 context_length=200_000,
                 description="Anthropic",
                 attachment_types=(*IMAGE_TYPES, "application/pdf"),
-                max_attachment_bytes=32 * 1024 * 1024,
+                attachment_limits={"image/*": 5 * 1024 * 1024, "*": 32 * 1024 * 1024},
             )
 
     def open(self, spec: ModelSpec, key: str | None) -> Backend:

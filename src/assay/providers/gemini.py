@@ -190,7 +190,8 @@ class GeminiProvider(Provider):
                 context_length=1_048_576,
                 description="Google Gemini",
                 attachment_types=ACCEPTS,
-                max_attachment_bytes=20 * 1024 * 1024,
+                # inline data: 20 MB per request after base64, so about 15 MB of file
+                attachment_limits={"*": 15 * 1024 * 1024},
             )
 
     def open(self, spec: ModelSpec, key: str | None) -> Backend:

@@ -226,7 +226,7 @@ class OpenAIProvider(Provider):
                 context_length=ctx,
                 description="OpenAI",
                 attachment_types=(*IMAGE_TYPES, "application/pdf") if name in VISION_MODELS else (),
-                max_attachment_bytes=20 * 1024 * 1024,
+                attachment_limits={"image/*": 20 * 1024 * 1024, "*": 32 * 1024 * 1024},
             )
         for entry in declared_models(self.name):
             if not entry.get("base_url"):

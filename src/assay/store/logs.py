@@ -59,9 +59,11 @@ class LogRecord:
 
 
 _TOTALS = """
-    SUM(responses) AS responses, SUM(input_tokens) AS input_tokens,
-    SUM(cached_tokens) AS cached_tokens, SUM(cache_write_tokens) AS cache_write_tokens,
-    SUM(output_tokens) AS output_tokens, SUM(reasoning_tokens) AS reasoning_tokens,
+    SUM(responses) AS responses, CAST(SUM(input_tokens) AS INTEGER) AS input_tokens,
+    CAST(SUM(cached_tokens) AS INTEGER) AS cached_tokens,
+    CAST(SUM(cache_write_tokens) AS INTEGER) AS cache_write_tokens,
+    CAST(SUM(output_tokens) AS INTEGER) AS output_tokens,
+    CAST(SUM(reasoning_tokens) AS INTEGER) AS reasoning_tokens,
     SUM(total_ms) / 1000.0 AS total_s, SUM(ttft_ms) / NULLIF(SUM(ttft_n), 0) AS avg_ttft_ms,
     SUM(tokens_per_s) / NULLIF(SUM(tps_n), 0) AS avg_tokens_per_s, SUM(errors) AS errors,
     CASE WHEN SUM(priced) > 0 THEN SUM(cost_usd) END AS cost_usd,
@@ -182,6 +184,10 @@ class LogStore:
                 ]
                 conn.executemany("DELETE FROM responses WHERE id = ?", [(i,) for i in found])
                 conn.execute(
+                    "DELETE FROM attachments WHERE id NOT IN"
+                    " (SELECT attachment_id FROM response_attachments)"
+                )
+                conn.execute(
                     "DELETE FROM conversations WHERE id NOT IN"
                     " (SELECT conversation_id FROM responses"
                     "  WHERE conversation_id IS NOT NULL)"
@@ -226,7 +232,7 @@ class LogStore:
         system: str | None = None
         for r in self._fetch(
             "SELECT id, prompt, response, system FROM responses"
-            " WHERE conversation_id = ? AND error IS NULL ORDER BY id",
+            " WHERE conversation_id = ? AND error IS NULL AND response != '' ORDER BY id",
             (conversation_id,),
         ):
             attached = tuple(

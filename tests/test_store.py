@@ -34,6 +34,8 @@ EXPECTED_COLUMNS = {
     "datetime_utc",
     "cache_write_tokens",
     "price_source",
+    "user",
+    "tag",
 }
 
 

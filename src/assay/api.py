@@ -14,6 +14,7 @@ text = await async_model.prompt("hi").text()
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +33,22 @@ __all__ = [
     "AsyncConversation",
     "AsyncModel",
     "AsyncResponse",
+    "Call",
     "Conversation",
     "Model",
     "Response",
     "get_async_model",
     "get_model",
 ]
+
+
+@dataclass(frozen=True)
+class Call:
+    """How a prompt was asked: the caller's ``user`` and tag, and raw completion mode."""
+
+    user: str | None = None
+    tag: str | None = None
+    completion: bool = False
 
 
 class AsyncModel:
@@ -96,9 +107,13 @@ class AsyncModel:
         stream: bool = True,
         log: bool = True,
         conversation: AsyncConversation | None = None,
+        call: Call | None = None,
         **options: Any,
     ) -> AsyncResponse:
-        execution = self._execution(prompt, system, attachments, stream, log, conversation, options)
+        """Prompt the model. ``call`` carries who asked and how (``assay serve`` sets it)."""
+        execution = self._execution(
+            prompt, system, attachments, stream, log, conversation, options, call or Call()
+        )
         return AsyncResponse(execution, conversation)
 
     def check_attachments(self, attachments: Sequence[Attachment]) -> None:
@@ -135,6 +150,7 @@ class AsyncModel:
         log: bool,
         conversation: AsyncConversation | None,
         options: dict[str, Any],
+        call: Call,
     ) -> Execution:
         validated = self.options(options)
         self.check_attachments(attachments)
@@ -146,7 +162,8 @@ class AsyncModel:
         if conversation is not None:
             messages.extend(conversation.messages)
         messages.append(Message("user", prompt, tuple(attachments)))
-        request = Request(tuple(messages), validated, stream)
+        conversation_id = conversation.id if conversation is not None else new_id()
+        request = Request(tuple(messages), validated, stream, conversation_id, call.completion)
         return Execution(
             self.backend(),
             self.spec,
@@ -154,7 +171,9 @@ class AsyncModel:
             prompt=prompt,
             log=log,
             db=self.db,
-            conversation_id=conversation.id if conversation is not None else new_id(),
+            conversation_id=conversation_id,
+            user=call.user,
+            tag=call.tag,
         )
 
 
@@ -334,10 +353,11 @@ class Model:
         stream: bool = True,
         log: bool = True,
         conversation: AsyncConversation | None = None,
+        call: Call | None = None,
         **options: Any,
     ) -> Response:
         execution = self.async_model._execution(
-            prompt, system, attachments, stream, log, conversation, options
+            prompt, system, attachments, stream, log, conversation, options, call or Call()
         )
         return Response(execution, conversation)
 

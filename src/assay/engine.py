@@ -60,14 +60,18 @@ class Execution:
         conversation_id: str | None,
         log: bool,
         db: Path | str | None = None,
+        user: str | None = None,
+        tag: str | None = None,
     ) -> None:
         self.backend = backend
         self.spec = spec
         self.request = request
         self.prompt = prompt
         self.conversation_id = conversation_id
-        self.log = log
+        self.log = log and not backend.logs_responses
         self.db = db
+        self.user = user
+        self.tag = tag
         self.outcome = Outcome()
         self.started = False
         self.done = False
@@ -167,6 +171,8 @@ class Execution:
             reasoning_tokens=out.usage.reasoning_tokens,
             cache_write_tokens=out.usage.cache_write_tokens,
             attachments=self.request.messages[-1].attachments if self.request.messages else (),
+            user=self.user,
+            tag=self.tag,
             cost_usd=out.cost_usd,
             price_source=out.price_source,
         )

@@ -54,6 +54,8 @@ class Request:
     messages: tuple[Message, ...]
     options: Mapping[str, Any] = field(default_factory=dict)
     stream: bool = True
+    conversation_id: str | None = None
+    completion: bool = False  # a raw text completion: no chat template
 
     @property
     def system(self) -> str | None:

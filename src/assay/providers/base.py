@@ -26,6 +26,10 @@ __all__ = ["Backend", "Provider"]
 class Backend(ABC):
     """An opened model, ready to generate. May hold a loaded model or an HTTP pool."""
 
+    #: True when the other end logs every response itself (a running ``assay serve``),
+    #: so the engine must not log it a second time.
+    logs_responses: bool = False
+
     @abstractmethod
     def generate(self, request: Request) -> AsyncIterator[str | Final]:
         """Yield text pieces as they arrive, then exactly one ``Final``."""

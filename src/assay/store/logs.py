@@ -53,6 +53,8 @@ class LogRecord:
     finish_reason: str | None = None
     error: str | None = None
     attachments: tuple[Attachment, ...] = ()
+    user: str | None = None
+    tag: str | None = None
     datetime_utc: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     )

@@ -199,6 +199,16 @@ def m005_stats_daily(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m006_caller(conn: sqlite3.Connection) -> None:
+    """Who asked: the OpenAI ``user`` field and an ``X-Assay-Tag`` header, via ``assay serve``."""
+    _run(
+        conn,
+        "ALTER TABLE responses ADD COLUMN user TEXT",
+        "ALTER TABLE responses ADD COLUMN tag TEXT",
+    )
+
+
 def applied(conn: sqlite3.Connection) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)"

@@ -369,15 +369,34 @@ class Model:
 
 
 def get_async_model(
-    name: str | None = None, *, key: str | None = None, db: Path | str | None = None
+    name: str | None = None,
+    *,
+    key: str | None = None,
+    db: Path | str | None = None,
+    via_server: bool = False,
 ) -> AsyncModel:
-    """The model called ``name`` (an id or alias), or the default model."""
+    """The model called ``name`` (an id or alias), or the default model.
+
+    With ``via_server``, a local model is prompted through a running ``assay serve``
+    (which keeps it loaded and logs the call) when there is one.
+    """
     provider, spec = resolve(name)
-    return AsyncModel(provider, spec, key=key, db=db)
+    model = AsyncModel(provider, spec, key=key, db=db)
+    if via_server and spec.provider == "local":
+        from .server.runtime import running_server, served_backend
+
+        info = running_server()
+        if info is not None:
+            model._backend = served_backend(info, spec.id)
+    return model
 
 
 def get_model(
-    name: str | None = None, *, key: str | None = None, db: Path | str | None = None
+    name: str | None = None,
+    *,
+    key: str | None = None,
+    db: Path | str | None = None,
+    via_server: bool = False,
 ) -> Model:
     """The sync twin of :func:`get_async_model`."""
-    return Model(get_async_model(name, key=key, db=db))
+    return Model(get_async_model(name, key=key, db=db, via_server=via_server))

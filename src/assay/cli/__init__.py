@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Show what models charge per million tokens, and where each price comes from.",
     ),
     "cost": ("cost", "cost", "Price a job before it runs."),
+    "serve": (
+        "serve",
+        "serve",
+        "Serve models over an OpenAI-compatible API, logging and pricing every call.",
+    ),
     "completion": ("completion", "completion", "Print the shell completion script."),
 }
 DEFAULT_COMMAND = "prompt"

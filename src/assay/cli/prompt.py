@@ -46,7 +46,11 @@ def model_options(fn: F) -> F:
 
 
 def open_conversation(
-    model_id: str | None, continue_: bool, cid: str | None, key: str | None
+    model_id: str | None,
+    continue_: bool,
+    cid: str | None,
+    key: str | None,
+    via_server: bool = False,
 ) -> tuple[Any, Any]:
     """The model to use and, when continuing, the conversation to continue."""
     from ..api import get_model
@@ -61,9 +65,9 @@ def open_conversation(
         found = log_store().conversation(cid)
         if found is None:
             raise UsageError(f"no conversation with id {cid!r} in the logs")
-        model = get_model(model_id or found[0], key=key)
+        model = get_model(model_id or found[0], key=key, via_server=via_server)
         return model, model.conversation(cid)
-    return get_model(model_id, key=key), None
+    return get_model(model_id, key=key, via_server=via_server), None
 
 
 @click.command()
@@ -86,6 +90,11 @@ def open_conversation(
     help="Attach a file with an explicit MIME type, e.g. --at scan.bin image/png.",
 )
 @click.option("--no-stream", is_flag=True, help="Wait for the whole response, then print it.")
+@click.option(
+    "--no-server",
+    is_flag=True,
+    help="Load a local model in-process even when 'assay serve' is running.",
+)
 @click.option("-n", "--no-log", is_flag=True, help="Do not log this prompt and response.")
 @click.option("--json", "as_json", is_flag=True, help="Print the response and its metrics as JSON.")
 @click.option("-u", "--usage", "show_usage", is_flag=True, help="Print token usage to stderr.")
@@ -100,6 +109,7 @@ def prompt(
     attach: tuple[str, ...],
     attach_typed: tuple[tuple[str, str], ...],
     no_stream: bool,
+    no_server: bool,
     no_log: bool,
     as_json: bool,
     show_usage: bool,
@@ -123,7 +133,9 @@ def prompt(
     text = "\n\n".join(part for part in (piped.strip("\n"), prompt) if part)
     if not text and not attachments:
         raise UsageError("no prompt given: pass one as an argument or on stdin")
-    model, conversation = open_conversation(model_id, continue_, cid, key)
+    # A running `assay serve` keeps local models warm and logs the call itself.
+    via_server = not (no_server or no_log)
+    model, conversation = open_conversation(model_id, continue_, cid, key, via_server)
     response = model.prompt(
         text,
         system=system,

@@ -195,6 +195,10 @@ class HTTPBackend(Backend):
         self.sleep = sleep
         self.rng = rng or random.Random()
 
+    def request_headers(self, request: Request) -> dict[str, str]:
+        """Headers for this one request (none by default)."""
+        return {}
+
     def auth_headers(self, key: str) -> dict[str, str]:
         """The headers that carry ``key``; each provider says how."""
         return {"Authorization": f"Bearer {key}"}
@@ -243,7 +247,9 @@ class HTTPBackend(Backend):
         while True:
             sent_text = False
             try:
-                async with client.stream("POST", path, json=body, timeout=timeout) as resp:
+                async with client.stream(
+                    "POST", path, json=body, timeout=timeout, headers=self.request_headers(request)
+                ) as resp:
                     if resp.status_code >= 400:
                         payload = await resp.aread()
                         if resp.status_code in RETRY_STATUSES and attempt < policy.max_retries:

@@ -34,6 +34,12 @@ class Backend(ABC):
     def generate(self, request: Request) -> AsyncIterator[str | Final]:
         """Yield text pieces as they arrive, then exactly one ``Final``."""
 
+    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        """Embedding vectors for ``texts`` and the input tokens read, where the model can."""
+        from ..errors import UsageError
+
+        raise UsageError("this model does not make embeddings")
+
     async def warm(self, request: Request) -> None:  # noqa: B027 - optional hook
         """Get ready for ``request`` (load weights, say) before the clock starts."""
 

@@ -18,8 +18,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import codecs
+import math
 import os
 import threading
+import time
+import weakref
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,13 +93,52 @@ _BUILTIN: dict[str, dict[str, Any]] = {
     },
 }
 
-_loaded: dict[tuple[str, int, int], tuple[Any, threading.Lock]] = {}
+_Key = tuple[str, int, int, bool]  # path, n_ctx, threads, embedding
+_loaded: dict[_Key, tuple[Any, threading.Lock]] = {}
+_last_used: dict[_Key, float] = {}
 _loaded_lock = threading.Lock()
 
 
-def _load(path: Path, n_ctx: int, threads: int) -> tuple[Any, threading.Lock]:
-    key = (str(path), n_ctx, threads)
+def loaded_models() -> list[dict[str, Any]]:
+    """What is in memory now, and for how long each has been idle."""
+    now = time.monotonic()
     with _loaded_lock:
+        return [
+            {
+                "path": key[0],
+                "n_ctx": key[1],
+                "threads": key[2],
+                "embedding": key[3],
+                "idle_s": round(now - _last_used.get(key, now), 1),
+            }
+            for key in _loaded
+        ]
+
+
+def unload_idle(max_idle: float) -> list[str]:
+    """Free models unused for ``max_idle`` seconds (skipping any that are busy)."""
+    now = time.monotonic()
+    freed = []
+    with _loaded_lock:
+        for key, (llm, lock) in list(_loaded.items()):
+            if now - _last_used.get(key, now) < max_idle or not lock.acquire(blocking=False):
+                continue
+            try:
+                llm.close()
+            finally:
+                lock.release()
+            del _loaded[key]
+            _last_used.pop(key, None)
+            freed.append(Path(key[0]).name)
+    return freed
+
+
+def _load(
+    path: Path, n_ctx: int, threads: int, embedding: bool = False
+) -> tuple[Any, threading.Lock]:
+    key = (str(path), n_ctx, threads, embedding)
+    with _loaded_lock:
+        _last_used[key] = time.monotonic()
         if key in _loaded:
             return _loaded[key]
         from ..gguf import read_metadata
@@ -116,6 +158,7 @@ def _load(path: Path, n_ctx: int, threads: int) -> tuple[Any, threading.Lock]:
                     n_ctx=n_ctx,
                     n_threads=threads,
                     n_threads_batch=threads,
+                    embedding=embedding,
                     verbose=False,
                 )
         except (ValueError, RuntimeError, OSError) as e:
@@ -155,8 +198,8 @@ class _Renderer:
                 template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos())
             )
 
-    def tokens(self, messages: tuple[Message, ...]) -> list[int]:
-        if self.formatter is not None:
+    def tokens(self, messages: tuple[Message, ...], completion: bool = False) -> list[int]:
+        if self.formatter is not None and not completion:
             chat: Any = [{"role": m.role, "content": m.content} for m in messages]
             result = self.formatter(messages=chat)
             return list(
@@ -172,20 +215,56 @@ class LocalBackend(Backend):
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
         self._renderers: dict[int, _Renderer] = {}
+        # FIFO per event loop: requests take turns in arrival order.
+        self._turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def _path(self) -> Path:
         locate = self.spec.config.get("locate")
         return Path(locate() if locate else self.spec.config["path"])
 
-    def _load_for(self, options: Any) -> tuple[Any, threading.Lock]:
+    def _load_for(self, options: Any, embedding: bool = False) -> tuple[Any, threading.Lock]:
         n_ctx = int(options.get("n_ctx") or min(self.spec.context_length or 4096, 4096))
         threads = int(options.get("threads") or os.cpu_count() or 1)
-        return _load(self._path(), n_ctx, threads)
+        return _load(self._path(), n_ctx, threads, embedding)
+
+    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        """One mean-pooled, L2-normalised vector per text, and the tokens read."""
+        return await asyncio.to_thread(self._embed_sync, texts)
+
+    def _embed_sync(self, texts: list[str]) -> tuple[list[list[float]], int]:
+        llm, lock = self._load_for({}, embedding=True)
+        vectors, tokens = [], 0
+        with lock:
+            for text in texts:
+                tokens += len(llm.tokenize(text.encode(), add_bos=True))
+                raw = llm.embed(text)
+                rows = raw if raw and isinstance(raw[0], list) else [raw]  # per token, or pooled
+                mean = [sum(column) / len(rows) for column in zip(*rows, strict=True)]
+                norm = math.sqrt(sum(v * v for v in mean)) or 1.0
+                vectors.append([v / norm for v in mean])
+        return vectors, tokens
 
     async def warm(self, request: Request) -> None:
         await asyncio.to_thread(self._load_for, request.options)
 
     async def generate(self, request: Request) -> AsyncIterator[str | Final]:
+        # asyncio.Lock wakes waiters in arrival order, so concurrent requests to one loaded
+        # model are served fairly (the thread lock below only keeps llama.cpp safe).
+        loop = asyncio.get_running_loop()
+        turns = self._turns.get(loop)
+        if turns is None:
+            turns = self._turns[loop] = asyncio.Lock()
+        async with turns:
+            inner = self._generate(request)
+            try:
+                async for item in inner:
+                    yield item
+            finally:
+                await inner.aclose()  # type: ignore[attr-defined]
+
+    async def _generate(self, request: Request) -> AsyncIterator[str | Final]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancel = threading.Event()
@@ -232,7 +311,7 @@ class LocalBackend(Backend):
                 self._renderers[id(llm)] = _Renderer(llm)
             renderer = self._renderers[id(llm)]
             try:
-                tokens = renderer.tokens(request.messages)
+                tokens = renderer.tokens(request.messages, request.completion)
             except Exception as e:  # template errors are jinja2 exceptions of many kinds
                 raise UsageError(
                     f"cannot render the chat template of {self.spec.id}: {e}"

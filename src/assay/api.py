@@ -383,11 +383,12 @@ def get_async_model(
     provider, spec = resolve(name)
     model = AsyncModel(provider, spec, key=key, db=db)
     if via_server and spec.provider == "local":
-        from .server.runtime import running_server, served_backend
+        from .server.client import ServedBackend
+        from .server.runtime import running_server
 
         info = running_server()
         if info is not None:
-            model._backend = served_backend(info, spec.id)
+            model._backend = ServedBackend(info, spec.id)
     return model
 
 

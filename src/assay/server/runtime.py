@@ -27,7 +27,6 @@ __all__ = [
     "ServerInfo",
     "run",
     "running_server",
-    "served_backend",
     "server_status",
     "state_path",
 ]
@@ -80,16 +79,24 @@ def running_server(check: bool = True) -> ServerInfo | None:
         with contextlib.suppress(OSError):
             path.unlink()
         return None
-    if check:
-        import httpx
-
-        try:
-            ok = httpx.get(f"{info.url}/health", timeout=0.5).json().get("server") == "assay"
-        except (httpx.HTTPError, ValueError, AttributeError):
-            ok = False
-        if not ok:
-            return None
+    if check and not _answers(info):
+        return None
     return info
+
+
+def _answers(info: ServerInfo) -> bool:
+    """A quick ``GET /health`` with the standard library (httpx would build a TLS context)."""
+    import http.client
+
+    host = info.url.split("//", 1)[1].rsplit(":", 1)[0]
+    conn = http.client.HTTPConnection(host, info.port, timeout=0.5)
+    try:
+        conn.request("GET", "/health")
+        return bool(json.loads(conn.getresponse().read()).get("server") == "assay")
+    except (OSError, ValueError, AttributeError, http.client.HTTPException):
+        return False
+    finally:
+        conn.close()
 
 
 def server_status(api_key: str | None = None) -> dict[str, Any] | None:
@@ -131,6 +138,10 @@ def run(
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this. Without it, keep-alive requests wait ~40 ms on
+    # Nagle's algorithm meeting the client's delayed ACK (uvicorn sets it only on sockets
+    # it creates itself).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as e:
@@ -158,23 +169,6 @@ def run(
         with contextlib.suppress(OSError, ValueError):
             if json.loads(path.read_text()).get("pid") == os.getpid():
                 path.unlink()
-
-
-def served_backend(info: ServerInfo, model: str) -> Any:
-    """A backend that sends prompts for ``model`` to the running server, which logs them."""
-    from ..providers.openai import OpenAIBackend
-    from ..types import Request
-
-    class ServedBackend(OpenAIBackend):
-        logs_responses = True  # the server logs the call; the client must not log it again
-
-        def request_headers(self, request: Request) -> dict[str, str]:
-            headers = {"X-Assay-Tag": "cli"}
-            if request.conversation_id:
-                headers["X-Assay-Conversation"] = request.conversation_id
-            return headers
-
-    return ServedBackend(f"{info.url}/v1", model, os.environ.get("ASSAY_SERVE_API_KEY"))
 
 
 def _server_class() -> Any:

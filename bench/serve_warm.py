@@ -33,9 +33,13 @@ ROOT_TESTS = os.path.join(os.path.dirname(__file__), "..", "tests")
 
 def start_assay_serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
     env = {**os.environ, "ASSAY_HOME": str(home)}
-    proc = subprocess.Popen([str(VENV_BIN / "assay"), "serve", "--port", "0"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "assay"), "serve", "--port", "0"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
     for _ in range(300):
         state = home / "serve.json"
         if state.exists():
@@ -52,17 +56,29 @@ def start_assay_serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
 def cli_round(cmd: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     for prompt in PROMPTS:
-        subprocess.run([*cmd, prompt], env=env, check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        subprocess.run(
+            [*cmd, prompt],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+        )
     return time.perf_counter() - start
 
 
 def http_round(client: httpx.Client, base: str, model: str) -> float:
     start = time.perf_counter()
     for prompt in PROMPTS:
-        client.post(f"{base}/v1/chat/completions", json={
-            "model": model, "messages": [{"role": "user", "content": prompt}],
-            "max_tokens": 16, "temperature": 0}).raise_for_status()
+        client.post(
+            f"{base}/v1/chat/completions",
+            json={
+                "model": model,
+                "messages": [{"role": "user", "content": prompt}],
+                "max_tokens": 16,
+                "temperature": 0,
+            },
+        ).raise_for_status()
     return time.perf_counter() - start
 
 
@@ -72,9 +88,8 @@ def main() -> None:
     args = parser.parse_args()
     llm = ensure_peer_llm()
     sys.path.insert(0, ROOT_TESTS)
-    from conftest import start_llama_server
-
     from assay.providers.local import smollm2_path
+    from conftest import start_llama_server
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -89,8 +104,10 @@ def main() -> None:
             llm_cmd = [str(llm), "-m", "SmolLM2"]
             cli_round(assay_cmd, env_a)  # warm: the server loads the model once
             client = httpx.Client(timeout=120)
-            http_round(client, url, "smollm2"), http_round(client, llama_base.removesuffix("/v1"),
-                                                           "smollm2")
+            (
+                http_round(client, url, "smollm2"),
+                http_round(client, llama_base.removesuffix("/v1"), "smollm2"),
+            )
             a_cli, l_cli, a_http, d_http = [], [], [], []
             for _ in range(args.rounds):
                 a_cli.append(cli_round(assay_cmd, env_a))
@@ -103,15 +120,18 @@ def main() -> None:
                 proc.wait(30)
     a, ll = median(a_cli), median(l_cli)
     ah, dh = median(a_http), median(d_http)
-    report(f"B5 warm local model: 20 sequential prompts, median of {args.rounds} rounds", [
-        ("assay CLI + warm assay serve", f"{a:.2f} s  ({a / 20 * 1000:.0f} ms per prompt)"),
-        ("llm -m SmolLM2 (reloads)", f"{ll:.2f} s  ({ll / 20 * 1000:.0f} ms per prompt)"),
-        ("llm / assay", f"{ll / a:.1f}x  (target >= 5x)"),
-        ("HTTP: assay serve", f"{ah:.2f} s"),
-        ("HTTP: llama_cpp.server", f"{dh:.2f} s"),
-        ("assay serve overhead", f"{(ah / dh - 1) * 100:+.1f}%  (target <= +10%)"),
-        ("verdict", "PASS" if ll / a >= 5 and ah / dh <= 1.10 else "FAIL"),
-    ])
+    report(
+        f"B5 warm local model: 20 sequential prompts, median of {args.rounds} rounds",
+        [
+            ("assay CLI + warm assay serve", f"{a:.2f} s  ({a / 20 * 1000:.0f} ms per prompt)"),
+            ("llm -m SmolLM2 (reloads)", f"{ll:.2f} s  ({ll / 20 * 1000:.0f} ms per prompt)"),
+            ("llm / assay", f"{ll / a:.1f}x  (target >= 5x)"),
+            ("HTTP: assay serve", f"{ah:.2f} s"),
+            ("HTTP: llama_cpp.server", f"{dh:.2f} s"),
+            ("assay serve overhead", f"{(ah / dh - 1) * 100:+.1f}%  (target <= +10%)"),
+            ("verdict", "PASS" if ll / a >= 5 and ah / dh <= 1.10 else "FAIL"),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Each entry is a mapping::
       context_length: 131072       # optional
       aliases: [groq]              # optional
       attachments: [image/png, image/jpeg]  # optional: MIME types the model takes
+      extra_body: {top_k: 20}      # optional: fields added to every request body
       provider: openai             # optional, openai is the default
 
 Unknown fields are an error that names the file and line, never skipped.
@@ -38,6 +39,7 @@ FIELDS = {
     "description",
     "headers",
     "attachments",
+    "extra_body",
 }
 
 
@@ -54,6 +56,7 @@ _TYPES = (
     ("aliases", list, "a list of strings"),
     ("attachments", list, "a list of MIME types"),
     ("headers", dict, "a mapping of strings"),
+    ("extra_body", object, "a mapping"),
 )
 
 
@@ -64,6 +67,8 @@ def _is(value: Any, kind: type) -> bool:
         return isinstance(value, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         )
+    if kind is object:
+        return isinstance(value, dict) and all(isinstance(k, str) for k in value)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, kind)

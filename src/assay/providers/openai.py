@@ -123,6 +123,10 @@ def _text(value: Any) -> str:
 class OpenAIBackend(HTTPBackend):
     """Chat Completions: ``POST {base_url}/chat/completions``."""
 
+    #: Fields added to every request body (``extra_body`` in models.yaml), for server-specific
+    #: parameters such as vLLM's ``top_k`` or ``chat_template_kwargs``.
+    extra_body: dict[str, Any] = {}  # noqa: RUF012 - replaced per instance, never mutated
+
     def body(self, request: Request) -> dict[str, Any]:
         opts = request.options
         body: dict[str, Any] = {
@@ -132,6 +136,7 @@ class OpenAIBackend(HTTPBackend):
         }
         if request.stream:
             body["stream_options"] = {"include_usage": True}
+        body.update(self.extra_body)
         body.update({k: opts[k] for k in _PASSTHROUGH if k in opts})
         if opts.get("json_object"):
             body["response_format"] = {"type": "json_object"}
@@ -244,10 +249,13 @@ class OpenAIProvider(Provider):
                     "base_url": entry["base_url"],
                     "model": entry.get("model") or entry["alias"],
                     "headers": entry.get("headers") or {},
+                    "extra_body": entry.get("extra_body") or {},
                 },
             )
 
     def open(self, spec: ModelSpec, key: str | None) -> Backend:
-        return OpenAIBackend(
+        backend = OpenAIBackend(
             spec.config["base_url"], spec.config["model"], key, headers=spec.config.get("headers")
         )
+        backend.extra_body = dict(spec.config.get("extra_body") or {})
+        return backend

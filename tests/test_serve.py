@@ -324,3 +324,36 @@ def test_the_cli_uses_a_running_server_and_logs_once(server: Served) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0 and server.rows()[-1]["tag"] is None
+
+
+def test_idle_local_models_are_unloaded_after_keep_alive(assay_home: Path) -> None:
+    served = start(assay_home, "--keep-alive", "1")
+    try:
+        served.client().chat.completions.create(
+            model="smollm2", messages=[{"role": "user", "content": "Hi"}], max_tokens=2
+        )
+        assert httpx.get(f"{served.url}/assay/status").json()["loaded"]
+        deadline = time.monotonic() + 15
+        while httpx.get(f"{served.url}/assay/status").json()["loaded"]:
+            assert time.monotonic() < deadline, "the idle model was never unloaded"
+            time.sleep(0.5)
+        # and it loads again on the next request
+        again = served.client().chat.completions.create(
+            model="smollm2", messages=[{"role": "user", "content": "Hi"}], max_tokens=2
+        )
+        assert again.choices[0].message.content
+    finally:
+        stop(served)
+
+
+def test_extra_body_reaches_the_upstream(assay_home: Path, server: Served) -> None:
+    """A declared upstream's extra_body fields are sent with every request (here: echo's
+    scripted reply, through a second assay serve acting as the upstream)."""
+    declare(
+        assay_home,
+        f"- alias: scripted\n  base_url: {server.url}/v1\n  model: echo\n"
+        "  extra_body: {reply: from extra_body}\n",
+    )
+    import assay
+
+    assert assay.get_model("scripted").prompt("anything").text() == "from extra_body"

@@ -30,9 +30,15 @@ class Served:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key="unused", max_retries=0, **kwargs)  # type: ignore[arg-type]
 
     def rows(self) -> list[sqlite3.Row]:
-        conn = sqlite3.connect(self.home / "logs.db")
+        path = self.home / "logs.db"
+        if not path.exists():  # the server creates it with its first log row
+            return []
+        conn = sqlite3.connect(path)
         conn.row_factory = sqlite3.Row
-        return list(conn.execute("SELECT * FROM responses ORDER BY id"))
+        try:
+            return list(conn.execute("SELECT * FROM responses ORDER BY id"))
+        except sqlite3.OperationalError:  # being created right now
+            return []
 
 
 def start(home: Path, *args: str) -> Served:
@@ -357,3 +363,84 @@ def test_extra_body_reaches_the_upstream(assay_home: Path, server: Served) -> No
     import assay
 
     assert assay.get_model("scripted").prompt("anything").text() == "from extra_body"
+
+
+def test_review_fixes_bad_requests_are_4xx_in_openai_shape(server: Served) -> None:
+    def post(path: str, body: object, **headers: str) -> httpx.Response:
+        return httpx.post(f"{server.url}{path}", json=body, headers=headers, timeout=60)
+
+    chat = {"model": "smollm2", "messages": [{"role": "user", "content": "hi"}]}
+    resp = post("/v1/chat/completions", {**chat, "threads": 5000})
+    assert resp.status_code == 400 and "set by the server" in resp.json()["error"]["message"]
+    resp = post("/v1/completions", {"model": "smollm2", "prompt": ""})
+    assert resp.status_code == 400 and "the prompt is empty" in resp.json()["error"]["message"]
+    resp = post("/v1/embeddings", {"model": "smollm2", "input": ""})
+    assert resp.status_code == 400 and "empty" in resp.json()["error"]["message"]
+    resp = post("/v1/embeddings", {"model": "smollm2", "input": "word " * 2000})
+    assert resp.status_code == 400 and "tokens" in resp.json()["error"]["message"]
+    resp = post(
+        "/v1/chat/completions",
+        {"model": "echo", "messages": [{"role": "user", "content": "x"}]},
+        **{"X-Assay-Conversation": "../../etc"},
+    )
+    assert resp.status_code == 400
+    deep = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        content=b"[" * 100_000,
+        headers={"Content-Type": "application/json"},
+    )
+    assert deep.status_code == 400 and "error" in deep.json()
+    missing = httpx.get(f"{server.url}/v1/nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"]["message"]
+    # aliases share one warm model
+    ok = post(
+        "/v1/chat/completions", {"model": "SmolLM2", "messages": chat["messages"], "max_tokens": 2}
+    )
+    assert ok.status_code == 200 and ok.json()["model"] == "smollm2"
+
+
+def test_a_client_that_leaves_stops_the_generation(server: Served) -> None:
+    import socket as socket_module
+
+    body = json.dumps(
+        {
+            "model": "smollm2",
+            "max_tokens": 400,
+            "messages": [{"role": "user", "content": "Tell me a long story."}],
+        }
+    )
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket_module.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+            f"application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode()
+        )
+        time.sleep(1)  # let it start, then hang up
+    deadline = time.monotonic() + 60
+    while not server.rows():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    (row,) = server.rows()
+    assert row["error"] == "interrupted" and (row["output_tokens"] or 0) < 400
+    # the CLI's route through the server hangs up too when its caller stops reading
+    import assay
+
+    os.environ["ASSAY_HOME"] = str(server.home)
+    stream = iter(
+        assay.get_model("smollm2", via_server=True).prompt(
+            "Tell me another long story.", max_tokens=400
+        )
+    )
+    next(stream)
+    stream.close()  # type: ignore[attr-defined]
+    while len(server.rows()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert server.rows()[1]["error"] == "interrupted"
+
+
+def test_ipv6_urls_are_bracketed() -> None:
+    from assay.server.runtime import ServerInfo
+
+    assert ServerInfo(1, "::1", 8080).url == "http://[::1]:8080"
+    assert ServerInfo(1, "0.0.0.0", 8080).url == "http://127.0.0.1:8080"

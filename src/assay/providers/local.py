@@ -225,8 +225,14 @@ class LocalBackend(Backend):
         return Path(locate() if locate else self.spec.config["path"])
 
     def _load_for(self, options: Any, embedding: bool = False) -> tuple[Any, threading.Lock]:
-        n_ctx = int(options.get("n_ctx") or min(self.spec.context_length or 4096, 4096))
-        threads = int(options.get("threads") or os.cpu_count() or 1)
+        trained = self.spec.context_length or 4096
+        n_ctx = int(options.get("n_ctx") or min(trained, 4096))
+        if n_ctx > trained:
+            raise UsageError(f"n_ctx {n_ctx} is above {self.spec.id}'s context of {trained}")
+        cores = os.cpu_count() or 1
+        threads = int(options.get("threads") or cores)
+        if threads > 4 * cores:
+            raise UsageError(f"threads {threads} is more than 4 per core ({cores} cores here)")
         return _load(self._path(), n_ctx, threads, embedding)
 
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
@@ -238,7 +244,14 @@ class LocalBackend(Backend):
         vectors, tokens = [], 0
         with lock:
             for text in texts:
-                tokens += len(llm.tokenize(text.encode(), add_bos=True))
+                n = len(llm.tokenize(text.encode(), add_bos=True))
+                if not text or n > llm.n_batch:
+                    raise UsageError(
+                        f"each input must be 1 to {llm.n_batch} tokens; one is {n} tokens"
+                        if text
+                        else "an input to embed is empty"
+                    )
+                tokens += n
                 raw = llm.embed(text)
                 rows = raw if raw and isinstance(raw[0], list) else [raw]  # per token, or pooled
                 mean = [sum(column) / len(rows) for column in zip(*rows, strict=True)]
@@ -316,6 +329,8 @@ class LocalBackend(Backend):
                 raise UsageError(
                     f"cannot render the chat template of {self.spec.id}: {e}"
                 ) from None
+            if not tokens:
+                raise UsageError("the prompt is empty")
             n_ctx = min(llm.n_ctx(), len(llm.input_ids))  # llama.cpp may pad n_ctx() upwards
             room = n_ctx - len(tokens)
             if room < 1:

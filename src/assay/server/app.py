@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,7 +28,9 @@ from ..errors import (
     AssayError,
     HTTPStatusError,
     MissingKeyError,
+    ModelLoadError,
     ProviderError,
+    StoreError,
     UnknownModelError,
     UsageError,
 )
@@ -37,6 +41,10 @@ from .wire import ChatRequest, chunk, completion_body, parse_chat, parse_complet
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
+_CONVERSATION_ID = re.compile(r"[0-9A-Z]{26}")
+# Load-time settings of a local model are the server's to choose, not each request's:
+# a request could otherwise start thousands of threads or load many copies of a model.
+SERVER_ONLY_OPTIONS = ("threads", "n_ctx")
 
 
 def error(
@@ -57,7 +65,7 @@ def error_for(e: AssayError) -> JSONResponse:
         return error(status, str(e), "upstream_error")
     if isinstance(e, ProviderError):
         return error(502, str(e), "upstream_error")
-    if isinstance(e, MissingKeyError):
+    if isinstance(e, (MissingKeyError, ModelLoadError, StoreError)):
         return error(500, str(e), "server_error")
     return error(400, str(e))
 
@@ -75,14 +83,19 @@ class Server:
         self.in_flight = 0
 
     def model(self, name: str) -> AsyncModel:
-        if name not in self.models:
-            self.models[name] = get_async_model(name)
-        return self.models[name]
+        """One warm model (and one queue) per model, whatever alias the client used."""
+        from ..registry import resolve
+
+        _, spec = resolve(name)
+        if spec.id not in self.models:
+            self.models[spec.id] = get_async_model(spec.id)
+        return self.models[spec.id]
 
     def authorised(self, request: Request) -> bool:
         if not self.api_key:
             return True
-        return request.headers.get("authorization", "") == f"Bearer {self.api_key}"
+        given = request.headers.get("authorization", "").encode()
+        return hmac.compare_digest(given, f"Bearer {self.api_key}".encode())
 
     async def body(self, request: Request) -> Any:
         declared = request.headers.get("content-length")
@@ -95,7 +108,7 @@ class Server:
                 raise _TooBig()
         try:
             return json.loads(data)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:
             raise UsageError(f"the request body is not valid JSON: {e}") from None
 
 
@@ -123,6 +136,8 @@ def create_app(
             return error(413, f"the request body is over {state.max_body:,} bytes")
         except AssayError as e:
             return error_for(e)
+        except Exception as e:  # a bug: still answer in OpenAI's shape, never a bare 500
+            return error(500, f"internal error: {type(e).__name__}: {e}", "server_error")
         finally:
             state.in_flight -= 1
 
@@ -144,11 +159,18 @@ def create_app(
 
     async def respond(request: Request, parse: Any, completion: bool) -> Response:
         req: ChatRequest = parse(await state.body(request))
+        refused = [name for name in SERVER_ONLY_OPTIONS if name in req.options]
+        if refused:
+            raise UsageError(f"{refused[0]!r} is set by the server, not per request")
         model = state.model(req.model)
         conversation = AsyncConversation(model)
         cid = request.headers.get("x-assay-conversation")
         if cid:
-            conversation.id = cid[:64]
+            if not _CONVERSATION_ID.fullmatch(cid):
+                raise UsageError(
+                    "X-Assay-Conversation must be a conversation id (26 letters/digits)"
+                )
+            conversation.id = cid
         conversation.system = req.system
         conversation.messages = list(req.history)
         call = Call(user=req.user, tag=request.headers.get("x-assay-tag"), completion=completion)
@@ -162,7 +184,16 @@ def create_app(
         )
         rid = ("cmpl-" if completion else "chatcmpl-") + new_id()
         if not req.stream:
-            outcome = await response.outcome()
+            # Stop generating (and free the model) if the client goes away while it waits.
+            task = asyncio.ensure_future(response.outcome())
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.25)
+                if not task.done() and await request.is_disconnected():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, AssayError):
+                        await task
+                    return Response(status_code=499)
+            outcome = task.result()
             body = completion_body(
                 rid, model.id, outcome.text, outcome.finish_reason, outcome.usage, completion
             )
@@ -188,9 +219,13 @@ def create_app(
                 if req.include_usage:
                     yield chunk(rid, model.id, created, usage=outcome.usage, completion=completion)
                 yield "data: [DONE]\n\n"
-            except AssayError as e:  # headers are gone: report it in the stream, OpenAI-style
-                body = json.loads(bytes(error_for(e).body))
-                yield f"data: {json.dumps(body)}\n\n"
+            except Exception as e:  # headers are gone: report it in the stream, OpenAI-style
+                reply = (
+                    error_for(e)
+                    if isinstance(e, AssayError)
+                    else error(500, f"internal error: {type(e).__name__}: {e}", "server_error")
+                )
+                yield f"data: {json.dumps(json.loads(bytes(reply.body)))}\n\n"
             finally:
                 await pieces.aclose()  # type: ignore[attr-defined]
 
@@ -270,6 +305,13 @@ def create_app(
         Route("/assay/status", status, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        return error(status, f"{request.method} {request.url.path}: {getattr(exc, 'detail', exc)}")
+
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={404: http_error, 405: http_error}
+    )
     app.state.assay = state
     return app

@@ -8,9 +8,11 @@ The server logs the call, so this backend tells the engine not to log it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import os
+import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -55,29 +57,48 @@ class ServedBackend(Backend):
         queue: asyncio.Queue[Any] = asyncio.Queue()
         done = object()
 
+        conns: list[http.client.HTTPConnection] = []
+        stop = threading.Event()
+
+        def put(item: object) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
         def work() -> None:
             try:
-                for item in self._exchange(request):
-                    loop.call_soon_threadsafe(queue.put_nowait, item)
+                for item in self._exchange(request, conns):
+                    if stop.is_set():
+                        break
+                    put(item)
             except BaseException as e:  # handed to the consumer, re-raised there
-                loop.call_soon_threadsafe(queue.put_nowait, e)
+                if not stop.is_set():
+                    put(e)
             finally:
-                loop.call_soon_threadsafe(queue.put_nowait, done)
+                put(done)
 
         threading.Thread(target=work, name="assay-served", daemon=True).start()
-        while (item := await queue.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        try:
+            while (item := await queue.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            # Hang up on an abandoned stream, so the server stops generating and frees the model.
+            stop.set()
+            for conn in conns:
+                if conn.sock is not None:
+                    with contextlib.suppress(OSError):
+                        conn.sock.shutdown(socket.SHUT_RDWR)
 
-    def _exchange(self, request: Request) -> Iterator[str | Final]:
+    def _exchange(
+        self, request: Request, conns: list[http.client.HTTPConnection]
+    ) -> Iterator[str | Final]:
         from ..providers.openai import OpenAIBackend
 
         where = f"{self.info.url}/v1/chat/completions"
         timeout = float(request.options.get("timeout", 300))
-        conn = http.client.HTTPConnection(
-            self.info.url.split("//")[1].rsplit(":", 1)[0], self.info.port, timeout=timeout
-        )
+        conn = http.client.HTTPConnection(self.info.connect_host, self.info.port, timeout=timeout)
+        conns.append(conn)
         try:
             conn.request(
                 "POST",
@@ -117,6 +138,11 @@ def _error(status: int, payload: bytes, where: str) -> Exception:
         message = payload.decode("utf-8", "replace")[:200]
     if status == 404:
         return UnknownModelError(message)
+    if status == 401:
+        return UsageError(
+            f"assay serve wants its API key: set ASSAY_SERVE_API_KEY, or use "
+            f"--no-server ({message})"
+        )
     if status in (400, 413):
         return UsageError(message)
     return ProviderError(f"{where} answered {status}: {message}")

@@ -39,8 +39,14 @@ class ServerInfo:
     port: int
 
     @property
+    def connect_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+
+    @property
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        if ":" in host:
+            host = f"[{host}]"  # an IPv6 address
         return f"http://{host}:{self.port}"
 
 
@@ -88,8 +94,7 @@ def _answers(info: ServerInfo) -> bool:
     """A quick ``GET /health`` with the standard library (httpx would build a TLS context)."""
     import http.client
 
-    host = info.url.split("//", 1)[1].rsplit(":", 1)[0]
-    conn = http.client.HTTPConnection(host, info.port, timeout=0.5)
+    conn = http.client.HTTPConnection(info.connect_host, info.port, timeout=0.5)
     try:
         conn.request("GET", "/health")
         return bool(json.loads(conn.getresponse().read()).get("server") == "assay")
@@ -160,9 +165,8 @@ def run(
         path,
         json.dumps({"pid": os.getpid(), "host": host, "port": bound_port, "started": time.time()}),
     )
-    print(
-        f"assay serve: listening on http://{host}:{bound_port}/v1 (pid {os.getpid()})", flush=True
-    )
+    url = ServerInfo(os.getpid(), host, bound_port).url
+    print(f"assay serve: listening on {url}/v1 (pid {os.getpid()})", flush=True)
     try:
         asyncio.run(server.serve(sockets=[sock]))
     finally:

@@ -78,18 +78,21 @@ class Server:
         self.keep_alive = keep_alive
         self.max_body = max_body
         self.models: dict[str, AsyncModel] = {}
+        self.names: dict[str, str] = {}  # what clients call a model -> its id
         self.started = time.time()
         self.requests = 0
         self.in_flight = 0
 
     def model(self, name: str) -> AsyncModel:
         """One warm model (and one queue) per model, whatever alias the client used."""
-        from ..registry import resolve
+        if name not in self.names:
+            from ..registry import resolve
 
-        _, spec = resolve(name)
-        if spec.id not in self.models:
-            self.models[spec.id] = get_async_model(spec.id)
-        return self.models[spec.id]
+            self.names[name] = resolve(name)[1].id
+        model_id = self.names[name]
+        if model_id not in self.models:
+            self.models[model_id] = get_async_model(model_id)
+        return self.models[model_id]
 
     def authorised(self, request: Request) -> bool:
         if not self.api_key:

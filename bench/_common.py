@@ -56,3 +56,31 @@ def report(title: str, rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
         print(f"  {key.ljust(width)}  {value}")
+
+
+def start_assay_serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`assay serve --port 0` with ``home`` as ASSAY_HOME; returns it and its base URL."""
+    import json
+
+    import httpx
+
+    env = {**os.environ, "ASSAY_HOME": str(home)}
+    proc = subprocess.Popen(
+        [str(VENV_BIN / "assay"), "serve", "--port", "0"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        state = home / "serve.json"
+        if state.exists():
+            url = f"http://127.0.0.1:{json.loads(state.read_text())['port']}"
+            try:
+                httpx.get(f"{url}/health", timeout=1)
+                return proc, url
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("assay serve did not start")

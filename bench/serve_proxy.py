@@ -19,39 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from _common import VENV_BIN, report
-
-
-def start(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    env = {**os.environ, "ASSAY_HOME": str(home)}
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "assay"), "serve", "--port", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        state = home / "serve.json"
-        if state.exists():
-            url = f"http://127.0.0.1:{json.loads(state.read_text())['port']}"
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                return proc, url
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.1)
-    raise RuntimeError("assay serve did not start")
-
+from _common import report, start_assay_serve
 
 DELAYS = (0.2, 0.05, 0.0)
 
@@ -91,7 +65,7 @@ def main() -> None:
         up_home, proxy_home = Path(tmp) / "upstream", Path(tmp) / "proxy"
         up_home.mkdir()
         proxy_home.mkdir()
-        upstream, up_url = start(up_home)
+        upstream, up_url = start_assay_serve(up_home)
         (proxy_home / "models.yaml").write_text(
             f"- alias: up-echo\n  base_url: {up_url}/v1\n  model: echo\n"
             f"- alias: up-echo-50ms\n  base_url: {up_url}/v1\n  model: echo\n"
@@ -99,7 +73,7 @@ def main() -> None:
             f"- alias: up-echo-200ms\n  base_url: {up_url}/v1\n  model: echo\n"
             "  extra_body: {delay: 0.2}\n"
         )
-        proxy, proxy_url = start(proxy_home)
+        proxy, proxy_url = start_assay_serve(proxy_home)
         try:
             with httpx.Client(timeout=60) as client:
                 for i in range(20):  # warm both paths

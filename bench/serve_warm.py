@@ -15,7 +15,6 @@ is capped at 16 tokens; both sample with llama.cpp's defaults. Runs alternate.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -25,32 +24,10 @@ from pathlib import Path
 
 import httpx
 
-from _common import VENV_BIN, ensure_peer_llm, median, report
+from _common import VENV_BIN, ensure_peer_llm, median, report, start_assay_serve
 
 PROMPTS = [f"Reply with just the word yes. ({i})" for i in range(20)]
 ROOT_TESTS = os.path.join(os.path.dirname(__file__), "..", "tests")
-
-
-def start_assay_serve(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    env = {**os.environ, "ASSAY_HOME": str(home)}
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "assay"), "serve", "--port", "0"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        state = home / "serve.json"
-        if state.exists():
-            url = f"http://127.0.0.1:{json.loads(state.read_text())['port']}"
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                return proc, url
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.1)
-    raise RuntimeError("assay serve did not start")
 
 
 def cli_round(cmd: list[str], env: dict[str, str]) -> float:

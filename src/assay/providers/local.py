@@ -32,6 +32,7 @@ from ..errors import ModelLoadError, UsageError
 from ..options import COMMON_OPTIONS, Option
 from ..settings import Settings, user_dir
 from ..types import Final, Message, ModelSpec, Request, Usage
+from ._threads import stream_from_thread
 from .base import Backend, Provider
 
 __all__ = ["LocalBackend", "LocalProvider", "gemma_path", "smollm2_path"]
@@ -277,42 +278,12 @@ class LocalBackend(Backend):
             finally:
                 await inner.aclose()  # type: ignore[attr-defined]
 
-    async def _generate(self, request: Request) -> AsyncIterator[str | Final]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        cancel = threading.Event()
-        done = object()
-
-        def put(item: object) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the consumer's loop is gone: stop quietly
-                cancel.set()
-
-        def work() -> None:
-            try:
-                for item in self._generate_sync(request, cancel):
-                    put(item)
-                    if cancel.is_set():
-                        break
-            except BaseException as e:  # handed to the consumer, re-raised there
-                put(e)
-            finally:
-                put(done)
-
-        thread = threading.Thread(target=work, name="assay-local", daemon=True)
-        thread.start()
-        try:
-            while (item := await queue.get()) is not done:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            # Stop the worker and wait for it to leave llama.cpp (it checks after each
-            # token), so that nobody frees the model while it is still decoding.
-            cancel.set()
-            while thread.is_alive():  # polled, not to_thread: at exit the executor is gone
-                await asyncio.sleep(0.005)
+    def _generate(self, request: Request) -> AsyncIterator[str | Final]:
+        # The worker checks ``cancel`` after each token; the stream waits for it to leave
+        # llama.cpp, so that nobody frees the model while it is still decoding.
+        return stream_from_thread(
+            lambda cancel: self._generate_sync(request, cancel), "assay-local"
+        )
 
     def _generate_sync(self, request: Request, cancel: threading.Event) -> Iterator[str | Final]:
         opts = request.options

@@ -7,17 +7,16 @@ The server logs the call, so this backend tells the engine not to log it again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.client
 import json
 import os
 import socket
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ..errors import ConnectError, ProviderError, StreamError, UnknownModelError, UsageError
+from ..providers._threads import stream_from_thread
 from ..providers.base import Backend
 from ..types import Final, Request
 from .runtime import ServerInfo
@@ -52,43 +51,19 @@ class ServedBackend(Backend):
             headers["Authorization"] = f"Bearer {self.api_key}"
         return headers
 
-    async def generate(self, request: Request) -> AsyncIterator[str | Final]:
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        done = object()
-
+    def generate(self, request: Request) -> AsyncIterator[str | Final]:
         conns: list[http.client.HTTPConnection] = []
-        stop = threading.Event()
 
-        def put(item: object) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        def work() -> None:
-            try:
-                for item in self._exchange(request, conns):
-                    if stop.is_set():
-                        break
-                    put(item)
-            except BaseException as e:  # handed to the consumer, re-raised there
-                if not stop.is_set():
-                    put(e)
-            finally:
-                put(done)
-
-        threading.Thread(target=work, name="assay-served", daemon=True).start()
-        try:
-            while (item := await queue.get()) is not done:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            # Hang up on an abandoned stream, so the server stops generating and frees the model.
-            stop.set()
+        def hang_up() -> None:
+            # An abandoned stream: close the socket so the server stops generating.
             for conn in conns:
                 if conn.sock is not None:
                     with contextlib.suppress(OSError):
                         conn.sock.shutdown(socket.SHUT_RDWR)
+
+        return stream_from_thread(
+            lambda stop: self._exchange(request, conns), "assay-served", hang_up
+        )
 
     def _exchange(
         self, request: Request, conns: list[http.client.HTTPConnection]

@@ -181,6 +181,7 @@ class _ResponseBase:
     def __init__(self, execution: Execution, conversation: Any) -> None:
         self._execution = execution
         self._conversation = conversation
+        self._added = False  # added to its conversation yet
 
     @property
     def model(self) -> str:
@@ -198,7 +199,7 @@ class _ResponseBase:
         if self._execution.outcome.error and self._execution.done:
             raise AssayError(self._execution.outcome.error)
         out = self._execution.outcome
-        if self._conversation is not None and not getattr(self, "_added", False):
+        if self._conversation is not None and not self._added:
             self._added = True
             request = self._execution.request
             self._conversation.add(request.system, request.messages[-1], out.text)

@@ -26,23 +26,6 @@ from .settings import user_dir
 
 __all__ = ["declared_models", "models_yaml_path"]
 
-FIELDS = {
-    "alias",
-    "id",
-    "base_url",
-    "model",
-    "key_name",
-    "key_env",
-    "context_length",
-    "aliases",
-    "provider",
-    "description",
-    "headers",
-    "attachments",
-    "extra_body",
-}
-
-
 _TYPES = (
     ("alias", str, "a string"),
     ("id", str, "a string"),
@@ -58,6 +41,7 @@ _TYPES = (
     ("headers", dict, "a mapping of strings"),
     ("extra_body", object, "a mapping"),
 )
+FIELDS = {name for name, _, _ in _TYPES}
 
 
 def _is(value: Any, kind: type) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import atexit
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ OPENAI_CHAT_OVERHEAD = 7  # per request with one user message: OpenAI's cookbook
 class Count:
     tokens: int
     method: str
-    parts: dict[str, int] = field(default_factory=dict)
 
 
 def _openai_encoding(model: str) -> tuple[Any, str]:

@@ -45,12 +45,7 @@ DATA_URL = (
 )
 GENAI_PROVIDER = {"openai": "openai", "anthropic": "anthropic", "gemini": "google"}
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
-_FIELDS = {
-    "input": "input",
-    "output": "output",
-    "cache_read": "cache_read",
-    "cache_write": "cache_write",
-}
+_FIELDS = ("input", "output", "cache_read", "cache_write")
 
 
 @dataclass(frozen=True)

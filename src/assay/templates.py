@@ -8,13 +8,9 @@ from typing import Any
 
 from .errors import UsageError
 
-__all__ = ["render", "variables"]
+__all__ = ["render"]
 
 _VAR = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*}}")
-
-
-def variables(template: str) -> list[str]:
-    return _VAR.findall(template)
 
 
 def render(template: str, values: Mapping[str, Any]) -> str:

@@ -60,10 +60,6 @@ def format_usage(usage: dict[str, Any], cost: float | str | None = "") -> str:
     return text
 
 
-def stdout_isatty() -> bool:
-    return sys.stdout.isatty()
-
-
 def print_table(rows: Sequence[Sequence[str]], align: str = "") -> None:
     """Columns padded to fit; ``align`` has an "l" or "r" per column (default: first l, rest r)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

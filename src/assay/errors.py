@@ -117,9 +117,10 @@ class TimeoutError(ProviderError):
 class HTTPStatusError(ProviderError):
     """The model server answered with a 4xx or 5xx status."""
 
-    def __init__(self, message: str, status_code: int) -> None:
+    def __init__(self, message: str, status_code: int, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+        self.retry_after = retry_after  # seconds, from a Retry-After header
 
 
 class StreamError(ProviderError):

@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Show what models charge per million tokens, and where each price comes from.",
     ),
     "cost": ("cost", "cost", "Price a job before it runs."),
+    "batch": (
+        "batch",
+        "batch",
+        "Run one prompt template over many inputs: concurrent, resumable, within a budget.",
+    ),
     "serve": (
         "serve",
         "serve",

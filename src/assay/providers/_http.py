@@ -124,8 +124,10 @@ def error_message(body: bytes) -> str:
     return text[:300]
 
 
-def status_error(status: int, body: bytes, where: str) -> HTTPStatusError:
-    return HTTPStatusError(f"{where} answered {status}: {error_message(body)}", status)
+def status_error(
+    status: int, body: bytes, where: str, retry_after: float | None = None
+) -> HTTPStatusError:
+    return HTTPStatusError(f"{where} answered {status}: {error_message(body)}", status, retry_after)
 
 
 def translate(exc: httpx.HTTPError, where: str, timeout: float | None = None) -> ProviderError:
@@ -248,12 +250,12 @@ class HTTPBackend(Backend):
                 async with client.stream("POST", path, json=body, timeout=timeout) as resp:
                     if resp.status_code >= 400:
                         payload = await resp.aread()
+                        after = parse_retry_after(resp.headers.get("retry-after"))
                         if resp.status_code in RETRY_STATUSES and attempt < policy.max_retries:
-                            after = parse_retry_after(resp.headers.get("retry-after"))
                             await self.sleep(policy.delay(attempt, after, self.rng))
                             attempt += 1
                             continue
-                        raise status_error(resp.status_code, payload, where)
+                        raise status_error(resp.status_code, payload, where, after)
                     if request.stream:
                         async for item in read_stream(resp, where):
                             sent_text = sent_text or isinstance(item, str)

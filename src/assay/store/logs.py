@@ -8,6 +8,7 @@ import re
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -91,8 +92,14 @@ class LogStore:
     def close(self) -> None:
         self.conn.close()
 
-    def insert(self, record: LogRecord) -> int:
-        """Write one response (and its conversation, the first time); return its id."""
+    def insert(
+        self, record: LogRecord, also: Callable[[sqlite3.Connection, int], None] | None = None
+    ) -> int:
+        """Write one response (and its conversation, the first time); return its id.
+
+        ``also(conn, response_id)`` runs inside the same transaction, so that a job's
+        record of the item commits together with the response, or not at all.
+        """
         row = {f.name: getattr(record, f.name) for f in fields(record) if f.name != "attachments"}
         row["options_json"] = json.dumps(row.pop("options"), sort_keys=True)
         columns = ", ".join(row)
@@ -117,6 +124,9 @@ class LogStore:
                         " VALUES (?, ?, ?)",
                         (cur.lastrowid, a.id, position),
                     )
+                if also is not None:
+                    assert cur.lastrowid is not None
+                    also(conn, cur.lastrowid)
         except sqlite3.Error as e:
             raise store_error(self.path, e) from None
         assert cur.lastrowid is not None

@@ -209,6 +209,55 @@ def m006_caller(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m007_cache_and_jobs(conn: sqlite3.Connection) -> None:
+    """The response cache, and jobs (batch, eval) with the state of every item."""
+    _run(
+        conn,
+        """
+        CREATE TABLE response_cache (
+            key TEXT PRIMARY KEY,
+            response_id INTEGER NOT NULL REFERENCES responses(id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            messages_key TEXT NOT NULL,
+            parts_json TEXT NOT NULL,
+            created_utc TEXT NOT NULL
+        )""",
+        "CREATE INDEX response_cache_messages ON response_cache(messages_key)",
+        "CREATE INDEX response_cache_response ON response_cache(response_id)",
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            model TEXT NOT NULL,
+            spec_json TEXT NOT NULL,
+            total INTEGER,
+            status TEXT NOT NULL,
+            detail TEXT,
+            provider_batch_json TEXT,
+            created_utc TEXT NOT NULL,
+            updated_utc TEXT NOT NULL
+        )""",
+        "CREATE INDEX jobs_fingerprint ON jobs(fingerprint)",
+        """
+        CREATE TABLE job_items (
+            job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            input_json TEXT,
+            response_id INTEGER REFERENCES responses(id) ON DELETE SET NULL,
+            cached INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL,
+            error TEXT,
+            finished_utc TEXT NOT NULL,
+            PRIMARY KEY (job_id, idx)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX job_items_response ON job_items(response_id)",
+    )
+
+
 def applied(conn: sqlite3.Connection) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)"

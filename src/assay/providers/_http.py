@@ -212,12 +212,11 @@ class HTTPBackend(Backend):
                 headers.update(self.auth_headers(self._key))
             # Plain http (a local server) needs no TLS: skip loading the CA bundle (~40 ms).
             plain = self.base_url.startswith("http://")
-            transport = self._transport or httpx.AsyncHTTPTransport(retries=1, verify=not plain)
+            from ._transport import ShardedTransport
+
+            transport = self._transport or ShardedTransport(retries=1, verify=not plain)
             self._client = httpx.AsyncClient(
-                base_url=self.base_url,
-                headers=headers,
-                transport=transport,
-                limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
+                base_url=self.base_url, headers=headers, transport=transport
             )
         return self._client
 

@@ -64,11 +64,13 @@ class CacheHit:
 def lookup(store: LogStore, key: CacheKey) -> CacheHit | None:
     try:
         with store._lock:
-            row = store.conn.execute(
-                "SELECT r.* FROM response_cache c JOIN responses r ON r.id = c.response_id"
-                " WHERE c.key = ?",
-                (key.key,),
+            # Most lookups in a new job miss: check the index alone before reading a row.
+            found = store.conn.execute(
+                "SELECT response_id FROM response_cache WHERE key = ?", (key.key,)
             ).fetchone()
+            if found is None:
+                return None
+            row = store.conn.execute("SELECT * FROM responses WHERE id = ?", (found[0],)).fetchone()
     except sqlite3.Error as e:
         raise store_error(store.path, e) from None
     if row is None:

@@ -42,10 +42,10 @@ from ..errors import (
 )
 from ..errors import TimeoutError as AssayTimeout
 from ..providers._http import RETRY_STATUSES
-from ..store.db import store_error, write
-from ..store.logs import LogStore, log_store
+from ..store.logs import LogStore, insert_record, log_store
 from .cache import CacheKey, cache_key, explain_miss, lookup, remember
 from .limiter import AdaptiveLimiter
+from .writer import Writer
 
 __all__ = ["Result", "Runner", "Summary", "Task"]
 
@@ -180,6 +180,8 @@ class Runner:
             for _ in range(self.concurrency):
                 await queue.put(None)
 
+        self._writer = Writer(self.store)
+        self._loop = asyncio.get_running_loop()
         producer = asyncio.ensure_future(produce())
         workers = [asyncio.ensure_future(self._worker(queue)) for _ in range(self.concurrency)]
         try:
@@ -191,6 +193,7 @@ class Runner:
             for t in [producer, *workers]:
                 t.cancel()
             await asyncio.gather(producer, *workers, return_exceptions=True)
+            self._writer.close()  # everything finished is now written
             self.summary.seconds = time.perf_counter() - start
             self.summary.throttled = sum(lim.throttled for lim in self._limiters.values())
         return self.summary
@@ -250,11 +253,17 @@ class Runner:
             Call(tag=self.tag),
         )
 
+    def _send_options(self, task: Task) -> dict[str, Any]:
+        # The engine retries, so that the limiter hears every 429: the HTTP layer must not.
+        if any(o.name == "max_retries" for o in task.model.provider.options):
+            return {**task.options, "max_retries": 0}
+        return task.options
+
     async def _one(self, task: Task) -> Result:
         if task.error is not None:
             return self._record_unsent(Result(task, ok=False, error=task.error))
         try:
-            execution = self._execution(task, task.options)
+            execution = self._execution(task, self._send_options(task))
         except AssayError as e:  # a bad option, an attachment this model cannot take
             return self._record_unsent(Result(task, ok=False, error=str(e)))
         key = cache_key(task.model.id, execution.request, task.sample)
@@ -270,26 +279,29 @@ class Runner:
                 return self._record_unsent(result)
             if self.explain_cache:
                 note = explain_miss(self.store, key)
-            self._inflight[key.key] = asyncio.get_running_loop().create_future()
+            self._inflight[key.key] = self._loop.create_future()
+        handed_over = False
         try:
             result = await self._send(task, execution, key)
             result.cache_note = note
+            handed_over = result.ok and self.cache
             return result
         finally:
-            future = self._inflight.pop(key.key, None)
-            if future is not None and not future.done():
-                future.set_result(None)
+            if not handed_over:  # nothing will be cached: let any twin run for itself
+                self._release(key.key)
+
+    def _release(self, key: str) -> None:
+        future = self._inflight.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(None)
 
     async def _send(self, task: Task, execution: Execution, key: CacheKey) -> Result:
         limiter = self._limiter(task.model)
-        # The engine retries, so that the limiter hears every 429: the HTTP layer must not.
-        names = {o.name for o in task.model.provider.options}
-        send_options = {**task.options, "max_retries": 0} if "max_retries" in names else None
         attempt = 0
         while True:
             attempt += 1
-            if attempt > 1 or send_options is not None:
-                execution = self._execution(task, send_options or task.options)
+            if attempt > 1:  # an Execution runs once: a retry needs a new one
+                execution = self._execution(task, self._send_options(task))
             try:
                 async with limiter.slot():
                     await self._attempt(execution)
@@ -348,24 +360,30 @@ class Runner:
         record = execution.record()
         if "max_retries" not in task.options:  # the engine's own setting, not the user's
             record.options.pop("max_retries", None)
+        cache = result.ok and self.cache
 
-        def also(conn: sqlite3.Connection, response_id: int) -> None:
-            result.response_id = response_id
-            out.log_id = response_id
-            if result.ok and self.cache:
-                remember(conn, key, response_id)
-            if self.finish is not None:
-                self.finish(conn, result)
+        def work(conn: sqlite3.Connection) -> None:
+            def also(conn: sqlite3.Connection, response_id: int) -> None:
+                result.response_id = out.log_id = response_id
+                if cache:
+                    remember(conn, key, response_id)
+                if self.finish is not None:
+                    self.finish(conn, result)
 
-        self.store.insert(record, also)
+            insert_record(conn, record, also)
+
+        done = None
+        if cache:
+
+            def done() -> None:  # the cache entry is committed: twins may read it now
+                self._release(key.key)
+
+        self._writer.submit(work, done)
         return result
 
     def _record_unsent(self, result: Result) -> Result:
         result.attempts = 0
-        if self.finish is not None:
-            try:
-                with self.store._lock, write(self.store.conn) as conn:
-                    self.finish(conn, result)
-            except sqlite3.Error as e:
-                raise store_error(self.store.path, e) from None
+        finish = self.finish
+        if finish is not None:
+            self._writer.submit(lambda conn: finish(conn, result))
         return result

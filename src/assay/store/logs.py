@@ -18,7 +18,7 @@ from ..attachments import Attachment
 from ..types import Message
 from .db import connect, store_error, write
 
-__all__ = ["LogRecord", "LogStore", "log_store", "new_id"]
+__all__ = ["LogRecord", "LogStore", "insert_record", "log_store", "new_id"]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -74,6 +74,40 @@ _TOTALS = """
 """
 
 
+def insert_record(
+    conn: sqlite3.Connection,
+    record: LogRecord,
+    also: Callable[[sqlite3.Connection, int], None] | None = None,
+) -> int:
+    """Insert ``record`` inside the caller's transaction; return the response id."""
+    row = {f.name: getattr(record, f.name) for f in fields(record) if f.name != "attachments"}
+    row["options_json"] = json.dumps(row.pop("options"), sort_keys=True)
+    columns = ", ".join(row)
+    marks = ", ".join(f":{k}" for k in row)
+    if record.conversation_id:
+        conn.execute(
+            "INSERT OR IGNORE INTO conversations (id, model, created_utc) VALUES (?, ?, ?)",
+            (record.conversation_id, record.model, record.datetime_utc),
+        )
+    cur = conn.execute(f"INSERT INTO responses ({columns}) VALUES ({marks})", row)
+    response_id = cur.lastrowid
+    assert response_id is not None
+    for position, a in enumerate(record.attachments):
+        conn.execute(
+            "INSERT OR IGNORE INTO attachments (id, type, path, url, size, content)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (a.id, a.type, a.path, a.url, a.size, a.content),
+        )
+        conn.execute(
+            "INSERT INTO response_attachments (response_id, attachment_id, position)"
+            " VALUES (?, ?, ?)",
+            (response_id, a.id, position),
+        )
+    if also is not None:
+        also(conn, response_id)
+    return response_id
+
+
 def fts_query(text: str) -> str:
     """Each word as a quoted FTS5 phrase, so user input can never be FTS syntax."""
     words = re.findall(r"\w+", text)
@@ -100,37 +134,11 @@ class LogStore:
         ``also(conn, response_id)`` runs inside the same transaction, so that a job's
         record of the item commits together with the response, or not at all.
         """
-        row = {f.name: getattr(record, f.name) for f in fields(record) if f.name != "attachments"}
-        row["options_json"] = json.dumps(row.pop("options"), sort_keys=True)
-        columns = ", ".join(row)
-        marks = ", ".join(f":{k}" for k in row)
         try:
             with self._lock, write(self.conn) as conn:
-                if record.conversation_id:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO conversations (id, model, created_utc)"
-                        " VALUES (?, ?, ?)",
-                        (record.conversation_id, record.model, record.datetime_utc),
-                    )
-                cur = conn.execute(f"INSERT INTO responses ({columns}) VALUES ({marks})", row)
-                for position, a in enumerate(record.attachments):
-                    conn.execute(
-                        "INSERT OR IGNORE INTO attachments (id, type, path, url, size, content)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        (a.id, a.type, a.path, a.url, a.size, a.content),
-                    )
-                    conn.execute(
-                        "INSERT INTO response_attachments (response_id, attachment_id, position)"
-                        " VALUES (?, ?, ?)",
-                        (cur.lastrowid, a.id, position),
-                    )
-                if also is not None:
-                    assert cur.lastrowid is not None
-                    also(conn, cur.lastrowid)
+                return insert_record(conn, record, also)
         except sqlite3.Error as e:
             raise store_error(self.path, e) from None
-        assert cur.lastrowid is not None
-        return cur.lastrowid
 
     def query(
         self,

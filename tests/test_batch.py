@@ -409,3 +409,45 @@ def test_the_limiter_never_lets_more_than_the_limit_in() -> None:
         return peak
 
     assert asyncio.run(scenario()) == 3
+
+
+def test_directory_and_glob_inputs_fill_path_name_and_content(
+    assay_home: Path, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("alpha")
+    (notes / "b.md").write_text("beta")
+    (notes / ".hidden").write_text("never")
+    out = tmp_path / "out.jsonl"
+    result = assay("batch", "-m", "echo", "{{name}}: {{content}}", "-i", str(notes),
+                   "--output", str(out))
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["response"] for line in out.read_text().splitlines()] == [
+        "a.txt: alpha",
+        "b.md: beta",
+    ]
+    result = assay("batch", "-m", "echo", "{{stem}}", "-i", str(notes / "*.txt"), "--json")
+    assert json.loads(result.stdout)["total"] == 1
+
+
+def test_a_terminal_gets_a_progress_bar(assay_home: Path, tmp_path: Path) -> None:
+    import pty
+
+    inputs = write_jsonl(tmp_path / "in.jsonl", 50)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: stdin, stdout and stderr are the terminal
+        os.execv(sys.executable, [*ASSAY, "batch", "-m", "echo", "{{text}}", "-i", str(inputs)])
+    output = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    _, status = os.waitpid(pid, 0)
+    text = output.decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "50/50" in text and "ETA" in text and "/s" in text

@@ -420,8 +420,9 @@ def test_directory_and_glob_inputs_fill_path_name_and_content(
     (notes / "b.md").write_text("beta")
     (notes / ".hidden").write_text("never")
     out = tmp_path / "out.jsonl"
-    result = assay("batch", "-m", "echo", "{{name}}: {{content}}", "-i", str(notes),
-                   "--output", str(out))
+    result = assay(
+        "batch", "-m", "echo", "{{name}}: {{content}}", "-i", str(notes), "--output", str(out)
+    )
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["response"] for line in out.read_text().splitlines()] == [
         "a.txt: alpha",
@@ -451,3 +452,45 @@ def test_a_terminal_gets_a_progress_bar(assay_home: Path, tmp_path: Path) -> Non
     text = output.decode("utf-8", "replace")
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "50/50" in text and "ETA" in text and "/s" in text
+
+
+def test_a_dead_server_stops_the_job_with_one_line_and_it_resumes_later(
+    assay_home: Path, tmp_path: Path, upstream: Served
+) -> None:
+    from .conftest import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    declare(assay_home, f"- {{alias: later, base_url: '{dead}', model: echo}}\n")
+    inputs = write_jsonl(tmp_path / "in.jsonl", 5)
+    result = assay("batch", "-m", "later", "{{text}}", "-i", str(inputs), "--retries", "1", "-q")
+    assert result.returncode == 6
+    assert result.stderr.strip().startswith("assay: error: cannot connect to")
+    assert len(result.stderr.strip().splitlines()) == 1
+    status = json.loads(assay("batch", "status", "--json").stdout)
+    assert status["status"] == "stopped" and status["done"] == 0
+    declare(assay_home, f"- {{alias: later, base_url: '{upstream.url}/v1', model: echo}}\n")
+    again = assay("batch", "resume", status["id"], "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["done"] == 5
+
+
+def test_the_cache_explains_a_miss(assay_home: Path) -> None:
+    import assay as lib
+    from assay import _sync
+    from assay.run.pool import Runner, Task
+
+    model = lib.get_async_model("echo")
+    notes: list[str | None] = []
+
+    def run(**options: object) -> None:
+        runner = Runner(explain_cache=True, on_result=lambda r: notes.append(r.cache_note))
+        _sync.run(runner.run([Task(0, model, "hello", options=dict(options))]))
+
+    run(temperature=0)
+    run(temperature=0)  # a hit: no note
+    run(temperature=1)
+    assert notes == [
+        "nothing cached yet for echo",
+        None,
+        "the prompt was cached with different options (temperature)",
+    ]

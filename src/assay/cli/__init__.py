@@ -32,6 +32,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Show what models charge per million tokens, and where each price comes from.",
     ),
     "cost": ("cost", "cost", "Price a job before it runs."),
+    "eval": (
+        "eval",
+        "eval_group",
+        "Run eval suites (promptfoo-compatible YAML) and compare runs with paired tests.",
+    ),
     "batch": (
         "batch",
         "batch",

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ._common import echo_json, format_cost, print_table
+from ._progress import Progress
 
 __all__ = ["batch"]
 
@@ -38,86 +38,6 @@ def batch() -> None:
     Running the same command again resumes the unfinished job: items already
     done are skipped, and never sent twice.
     """
-
-
-class _Progress:
-    """A rich progress bar on a terminal; a plain line every few seconds otherwise."""
-
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total = total
-        self.quiet = quiet
-        self.done = self.failed = self.cached = 0
-        self.cost = 0.0
-        self.start = time.monotonic()
-        self.last_line = self.start
-        self.bar: Any = None
-        self.task_id: Any = None
-
-    def begin(self, job_id: str, already: int) -> None:
-        self.done = already
-        if self.quiet:
-            return
-        verb = "resuming" if already else "running"
-        click.echo(f"{verb} job {job_id}: {already} of {self.total} already done", err=True)
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("batch"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}/s"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[cost]} {task.fields[failed]}"),
-                console=Console(stderr=True),
-                transient=False,
-            )
-            self.task_id = self.bar.add_task(
-                "batch", total=self.total, completed=already, rate="0", cost="$0", failed=""
-            )
-            self.bar.start()
-
-    def update(self, result: Any) -> None:
-        if result.ok:
-            self.done += 1
-            self.cached += result.cached
-        else:
-            self.failed += 1
-        if result.cost_usd and not result.cached:
-            self.cost += result.cost_usd
-        if self.quiet:
-            return
-        elapsed = max(time.monotonic() - self.start, 1e-6)
-        rate = (self.done + self.failed) / elapsed
-        if self.bar is not None:
-            self.bar.update(
-                self.task_id,
-                completed=self.done + self.failed,
-                rate=f"{rate:.1f}",
-                cost=format_cost(self.cost),
-                failed=f"{self.failed} failed" if self.failed else "",
-            )
-        elif time.monotonic() - self.last_line >= 5:
-            self.last_line = time.monotonic()
-            click.echo(
-                f"{self.done + self.failed}/{self.total} items, {rate:.1f}/s,"
-                f" {self.failed} failed, {format_cost(self.cost)}",
-                err=True,
-            )
-
-    def end(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
 
 
 def _print_estimate(est: dict[str, Any]) -> None:
@@ -394,7 +314,7 @@ def _execute(
         job_id, summary = run_provider_batch(plan, job_id=job_id, say=say)
         _finish(job_id, summary, output, as_json, quiet)
         return
-    progress = _Progress(plan.total, quiet or as_json)
+    progress = Progress(plan.total, quiet or as_json)
     try:
         job_id, summary = run(
             plan,

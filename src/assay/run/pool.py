@@ -25,7 +25,7 @@ import asyncio
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ from ..errors import (
 from ..errors import TimeoutError as AssayTimeout
 from ..providers._http import RETRY_STATUSES
 from ..store.logs import LogStore, insert_record, log_store
+from ..types import Message
 from .cache import CacheKey, cache_key, explain_miss, lookup, remember
 from .limiter import AdaptiveLimiter
 from .writer import Writer
@@ -64,6 +65,8 @@ class Task:
     input: dict[str, Any] | None = None
     error: str | None = None
     estimate_usd: float = 0.0  # reserved against the budget while in flight
+    history: tuple[Message, ...] = ()  # earlier chat turns, before ``prompt``
+    internal: bool = False  # a call made while grading (a judge): no job item of its own
 
 
 @dataclass
@@ -78,6 +81,8 @@ class Result:
     error: str | None = None
     outcome: Outcome | None = None  # measured now; for a cache hit, read back from the log
     cache_note: str | None = None  # why it missed the cache, with explain_cache
+    work: Callable[[sqlite3.Connection], None] | None = field(default=None, repr=False)
+    done: Callable[[], None] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -141,6 +146,7 @@ class Runner:
         spent: float = 0.0,
         finish: Callable[[sqlite3.Connection, Result], None] | None = None,
         on_result: Callable[[Result], None] | None = None,
+        grade: Callable[[Result], Awaitable[None]] | None = None,
         base_delay: float = 0.25,
         max_delay: float = 20.0,
     ) -> None:
@@ -156,6 +162,7 @@ class Runner:
         self.spent = spent
         self.finish = finish
         self.on_result = on_result
+        self.grade = grade
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.summary = Summary()
@@ -216,9 +223,27 @@ class Runner:
             self._reserved += task.estimate_usd
             try:
                 result = await self._one(task)
+                if self.grade is not None:
+                    await self.grade(result)  # before writing: the grade goes in with it
+                self._submit(result)
             finally:
                 self._reserved -= task.estimate_usd
             self._account(result)
+
+    def _submit(self, result: Result) -> None:
+        if result.work is not None:
+            self._writer.submit(result.work, result.done)
+        elif result.done is not None:
+            result.done()
+        result.work = result.done = None
+
+    async def ask(self, task: Task) -> Result:
+        """Run one task now, outside the queue (a judge's call while grading): cached,
+        limited, retried and logged like any other, with no job item of its own."""
+        task.internal = True
+        result = await self._one(task)
+        self._submit(result)
+        return result
 
     def _account(self, result: Result) -> None:
         s = self.summary
@@ -242,13 +267,17 @@ class Runner:
         return self._limiters[where]
 
     def _execution(self, task: Task, options: dict[str, Any]) -> Execution:
+        conversation = None
+        if task.history:
+            conversation = task.model.conversation()
+            conversation.messages = list(task.history)
         return task.model._execution(
             task.prompt,
             task.system,
             task.attachments,
             self.stream,
             False,
-            None,
+            conversation,
             options,
             Call(tag=self.tag),
         )
@@ -367,7 +396,7 @@ class Runner:
                 result.response_id = out.log_id = response_id
                 if cache:
                     remember(conn, key, response_id)
-                if self.finish is not None:
+                if self.finish is not None and not task.internal:
                     self.finish(conn, result)
 
             insert_record(conn, record, also)
@@ -378,12 +407,12 @@ class Runner:
             def done() -> None:  # the cache entry is committed: twins may read it now
                 self._release(key.key)
 
-        self._writer.submit(work, done)
+        result.work, result.done = work, done
         return result
 
     def _record_unsent(self, result: Result) -> Result:
         result.attempts = 0
         finish = self.finish
-        if finish is not None:
-            self._writer.submit(lambda conn: finish(conn, result))
+        if finish is not None and not result.task.internal:
+            result.work = lambda conn: finish(conn, result)
         return result

@@ -258,6 +258,40 @@ def m007_cache_and_jobs(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m008_eval_results(conn: sqlite3.Connection) -> None:
+    """Eval results: one row per case (test x prompt x provider x repeat), graded."""
+    _run(
+        conn,
+        """
+        CREATE TABLE eval_results (
+            job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            idx INTEGER NOT NULL,
+            test_idx INTEGER NOT NULL,
+            test_key TEXT NOT NULL,
+            description TEXT,
+            vars_json TEXT NOT NULL,
+            prompt_label TEXT NOT NULL,
+            provider_label TEXT NOT NULL,
+            repeat INTEGER NOT NULL,
+            pass INTEGER NOT NULL,
+            score REAL NOT NULL,
+            reason TEXT,
+            grades_json TEXT NOT NULL,
+            error TEXT,
+            cached INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL,
+            latency_ms REAL,
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            response_id INTEGER REFERENCES responses(id) ON DELETE SET NULL,
+            PRIMARY KEY (job_id, idx)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX eval_results_group ON eval_results(job_id, prompt_label, provider_label)",
+        "CREATE INDEX eval_results_response ON eval_results(response_id)",
+    )
+
+
 def applied(conn: sqlite3.Connection) -> list[str]:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_utc TEXT NOT NULL)"

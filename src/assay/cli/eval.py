@@ -13,6 +13,7 @@ from ._progress import Progress
 __all__ = ["eval_group"]
 
 EXIT_BELOW_THRESHOLD = 1
+EXIT_BUDGET = 8
 
 
 class _DefaultRun(click.Group):
@@ -225,6 +226,11 @@ def run_cmd(
         if explain_cache:
             for why, n in sorted(misses.items(), key=lambda kv: -kv[1]):
                 click.echo(f"  cache miss x{n}: {why}")
+    if run_summary.stopped == "budget":
+        click.echo(
+            "stopped at the budget: raise --max-cost and run the suite again to resume", err=True
+        )
+        raise click.exceptions.Exit(EXIT_BUDGET)
     if threshold is not None and rate < threshold:
         click.echo(f"pass rate {_pct(rate)} is below the threshold {_pct(threshold)}", err=True)
         raise click.exceptions.Exit(EXIT_BELOW_THRESHOLD)

@@ -104,7 +104,10 @@ def proxy(upstream: Served) -> Iterator[type[FaultProxy]]:
 
 
 def assay(
-    *args: str, stdin: str | None = None, timeout: float = 300
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = 300,
+    env_extra: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*ASSAY, *args],
@@ -112,7 +115,7 @@ def assay(
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=os.environ,
+        env={**os.environ, **(env_extra or {})},
     )
 
 
@@ -354,7 +357,7 @@ def test_stdin_inputs_resume_from_a_saved_copy(assay_home: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["{{text}}", "-i", "nope.jsonl"], "no such input file or directory: nope.jsonl"),
+        (["{{text}}", "-i", "nope.jsonl"], "no such input file or directory: /"),
         (["{{missing}}", "-i", "IN"], "the template uses {{missing}}, which is not set"),
         (["{{text}}", "-i", "IN", "-m", "nosuch"], "unknown model"),
         (["{{text}}", "-i", "IN", "--output", "x.txt"], "--output must end in .jsonl or .csv"),
@@ -494,3 +497,41 @@ def test_the_cache_explains_a_miss(assay_home: Path) -> None:
         None,
         "the prompt was cached with different options (temperature)",
     ]
+
+
+def test_a_job_whose_inputs_changed_is_not_resumed_by_position(
+    assay_home: Path, tmp_path: Path
+) -> None:
+    inputs = write_jsonl(tmp_path / "in.jsonl", 3)
+    first = json.loads(assay("batch", "-m", "echo", "{{text}}", "-i", str(inputs), "--json").stdout)
+    time.sleep(0.01)
+    write_jsonl(inputs, 4)  # an item added: positions may have moved
+    second = json.loads(
+        assay("batch", "-m", "echo", "{{text}}", "-i", str(inputs), "--json").stdout
+    )
+    assert second["job"] != first["job"] and second["done"] == 4 and second["cached"] == 3
+    stale = assay("batch", "resume", first["job"])
+    assert stale.returncode == 2
+    assert "have changed since it started" in stale.stderr
+
+
+def test_a_provider_batch_must_fit_the_budget_before_it_is_sent(
+    assay_home: Path, tmp_path: Path
+) -> None:
+    inputs = write_jsonl(tmp_path / "in.jsonl", 3)
+    assay_home.mkdir(parents=True, exist_ok=True)
+    (assay_home / "prices.yaml").write_text("gpt-4o-mini: {input: 1000000, output: 1000000}\n")
+    result = assay(
+        "batch",
+        "-m",
+        "gpt-4o-mini",
+        "{{text}}",
+        "-i",
+        str(inputs),
+        "--provider-batch",
+        "--max-cost",
+        "1",
+        env_extra={"OPENAI_API_KEY": "sk-x"},
+    )
+    assert result.returncode == 2
+    assert "a provider batch cannot stop part-way" in result.stderr

@@ -474,3 +474,26 @@ def test_the_example_suite_runs_on_the_bundled_models(assay_home: Path, tmp_path
     assert all(g["n"] == 6 and g["errors"] == 0 for g in groups.values())
     assert all(g["output_tokens"] > 0 for g in groups.values())
     assert "<h2>Summary</h2>" in report.read_text()
+
+
+def test_what_a_python_assertion_prints_is_not_its_answer(assay_home: Path, tmp_path: Path) -> None:
+    tests = [
+        {
+            "description": f"t{i}",
+            "vars": {"x": str(i)},
+            "assert": [{"type": "python", "value": f"print('noise')\nreturn {ok}"}],
+        }
+        for i, ok in enumerate([False, True, False, True])
+    ]
+    suite = evals.suite_from_dict({"prompts": ["{{x}}"], "providers": ["echo"], "tests": tests})
+    run_id, _ = evals.run(suite, concurrency=1)
+    assert [r["pass"] for r in evals.results(run_id)] == [False, True, False, True]
+
+
+def test_small_paired_samples_are_never_called_significant() -> None:
+    from assay.evals.stats import sign_flip_p
+
+    assert paired_bootstrap([0.0], [1.0])[3] == 1.0
+    assert sign_flip_p([0.5, 0.5, 0.5]) == pytest.approx(0.25)  # 2 of 8 sign patterns
+    assert sign_flip_p([1.0] * 6) == pytest.approx(2 / 64)
+    assert sign_flip_p([0.3, -0.3] * 10) == 1.0

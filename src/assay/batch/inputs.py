@@ -39,7 +39,10 @@ def spool_stdin() -> Path:
             digest.update(chunk)
             out.write(chunk)
     final = folder / f"{digest.hexdigest()[:16]}.txt"
-    os.replace(tmp, final)
+    if final.exists():  # the same input as before: keep the copy the job knows
+        tmp.unlink()
+    else:
+        os.replace(tmp, final)
     return final
 
 

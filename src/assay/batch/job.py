@@ -12,7 +12,9 @@ resumes the unfinished job and skips every item already done.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -48,14 +50,11 @@ class BatchSpec:
     options: dict[str, Any] = field(default_factory=dict)
 
     def identity(self) -> dict[str, Any]:
-        data = asdict(self)
-        if not any(c in self.inputs for c in "*?["):
-            data["inputs"] = str(Path(self.inputs).resolve())
-        return data
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BatchSpec:
-        return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k != "inputs_digest"})
 
 
 @dataclass
@@ -66,6 +65,10 @@ class BatchPlan:
     what: list[str] | str
     total: int
     db: Path | str | None = None
+    digest: str = ""  # what the inputs were: a changed directory or file is a new job
+
+    def identity(self) -> dict[str, Any]:
+        return {**self.spec.identity(), "inputs_digest": self.digest}
 
 
 def plan_batch(spec: BatchSpec, db: Path | str | None = None) -> BatchPlan:
@@ -73,14 +76,24 @@ def plan_batch(spec: BatchSpec, db: Path | str | None = None) -> BatchPlan:
     model = get_async_model(spec.model, db=db)
     spec.model = model.id
     spec.options = model.options(spec.options)
+    spec.inputs = os.path.abspath(spec.inputs)  # a job resumes from any directory
     fmt, what = describe_source(spec.inputs, spec.format)
     spec.format = fmt
-    plan = BatchPlan(spec, model, fmt, what, count_inputs(fmt, what), db)
+    plan = BatchPlan(spec, model, fmt, what, count_inputs(fmt, what), db, _digest(what))
     for _, fields, error in read_inputs(fmt, what):
         if error is None and fields is not None:
             _render_text(spec, fields)  # a template that names a missing field fails now, once
         break
     return plan
+
+
+def _digest(what: list[str] | str) -> str:
+    """Items are found again by position, so the inputs must not have changed: the file
+    list for files, the size and modification time of a data file."""
+    if isinstance(what, list):
+        return hashlib.sha256("\n".join(what).encode()).hexdigest()[:16]
+    stat = os.stat(what)
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def _values(spec: BatchSpec, fields: dict[str, Any]) -> dict[str, Any]:
@@ -218,7 +231,7 @@ def _budget_price(plan: BatchPlan) -> Callable[[str, int], float] | None:
 
 
 def find_job(plan: BatchPlan) -> dict[str, Any] | None:
-    return JobStore(log_store(plan.db)).find(KIND, plan.spec.identity())
+    return JobStore(log_store(plan.db)).find(KIND, plan.identity())
 
 
 def run(
@@ -239,9 +252,7 @@ def run(
     if job_id is None:
         found = find_job(plan)
         job_id = (
-            found["id"]
-            if found
-            else jobs.create(KIND, plan.spec.identity(), plan.model.id, plan.total)
+            found["id"] if found else jobs.create(KIND, plan.identity(), plan.model.id, plan.total)
         )
     jobs.set_total(job_id, plan.total)
     done = jobs.done_indexes(job_id)
@@ -280,8 +291,16 @@ def run(
 
 
 def plan_from_job(job: dict[str, Any], db: Path | str | None = None) -> BatchPlan:
-    spec = BatchSpec.from_dict(json.loads(job["spec_json"]))
-    return plan_batch(spec, db)
+    """The plan of an existing job; refused if its inputs have changed since it started."""
+    data = json.loads(job["spec_json"])
+    plan = plan_batch(BatchSpec.from_dict(data), db)
+    if data.get("inputs_digest") not in (None, plan.digest):
+        raise UsageError(
+            f"the inputs of job {job['id']} ({plan.spec.inputs}) have changed since it started,"
+            " so its items cannot be matched up: run the batch command again for a new job"
+            " (answers already logged come from the cache)"
+        )
+    return plan
 
 
 def write_output(job_id: str, path: Path, db: Path | str | None = None) -> int:

@@ -40,6 +40,7 @@ from .job import KIND, BatchPlan, find_job, tasks
 __all__ = ["TERMINAL", "check_provider_batch", "run_provider_batch"]
 
 TERMINAL = {"completed", "failed", "expired", "cancelled", "ended"}
+MAX_REQUESTS = {"openai": 50_000, "anthropic": 100_000}  # per batch, as documented
 
 
 def _poll_seconds() -> float:
@@ -210,9 +211,7 @@ async def _run(
     jobs = JobStore(store)
     if job_id is None:
         found = find_job(plan)
-        job_id = (
-            found["id"] if found else jobs.create(KIND, plan.spec.identity(), spec.id, plan.total)
-        )
+        job_id = found["id"] if found else jobs.create(KIND, plan.identity(), spec.id, plan.total)
     job = jobs.get(job_id)
     summary = Summary()
     start = time.perf_counter()
@@ -236,6 +235,12 @@ async def _run(
         )
         pending[f"item-{task.index}"] = (task, execution)
     if info is None or (info.get("status") in TERMINAL and info.get("collected")):
+        limit = MAX_REQUESTS[spec.provider]
+        if len(pending) > limit:
+            raise UsageError(
+                f"{len(pending):,} items is more than one {spec.provider} batch takes"
+                f" ({limit:,}): split the input"
+            )
         if not pending:
             jobs.set_status(job_id, "done" if jobs.counts(job_id)["failed"] == 0 else "failed")
             return job_id, summary

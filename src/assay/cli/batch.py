@@ -269,6 +269,25 @@ def run_cmd(
             _print_estimate(est)
         return
     found = find_job(plan)
+    if found and found["provider_batch_json"] and not provider_batch:
+        import json
+
+        if not json.loads(found["provider_batch_json"]).get("collected"):
+            provider_batch = True  # its items are with the provider: never send them twice
+            if not run["quiet"]:
+                click.echo(
+                    f"job {found['id']} has a provider batch under way: collecting it", err=True
+                )
+    if provider_batch and run["max_cost"] is not None:
+        est = estimate(plan, run["concurrency"], batch=True)
+        if est["total_usd"] is None or est["total_usd"] > run["max_cost"]:
+            from ..errors import UsageError
+
+            raise UsageError(
+                "a provider batch cannot stop part-way: its estimate"
+                f" ({format_cost(est['total_usd'])}) must be within --max-cost"
+                f" ({format_cost(run['max_cost'])})"
+            )
     if found and found["status"] == "done":
         if not run["quiet"]:
             click.echo(f"job {found['id']} is already done: nothing to send", err=True)

@@ -40,6 +40,8 @@ def _run(request: dict[str, Any]) -> Any:
 
 
 def main() -> None:
+    answers = sys.stdout
+    sys.stdout = sys.stderr  # what assertion code prints must never read as an answer
     for line in sys.stdin:
         try:
             answer: dict[str, Any]
@@ -60,8 +62,8 @@ def main() -> None:
             frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename != __file__]
             where = f" (line {frames[-1].lineno})" if frames else ""
             answer = {"error": f"{type(e).__name__}: {e}{where}"}
-        sys.stdout.write(json.dumps(answer) + "\n")
-        sys.stdout.flush()
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import UsageError
+
 __all__ = ["PythonPool"]
 
 WORKER = Path(__file__).with_name("_pyworker.py")
@@ -32,8 +34,13 @@ class PythonPool:
     def __init__(self, size: int = 2, cwd: Path | None = None) -> None:
         self.size = max(1, size)
         self.cwd = cwd
-        self.timeout = float(os.environ.get("ASSAY_PYTHON_TIMEOUT", "10"))
-        self.memory_mb = int(os.environ.get("ASSAY_PYTHON_MEMORY_MB", "1024"))
+        try:
+            self.timeout = float(os.environ.get("ASSAY_PYTHON_TIMEOUT", "10"))
+            self.memory_mb = int(os.environ.get("ASSAY_PYTHON_MEMORY_MB", "1024"))
+        except ValueError:
+            raise UsageError(
+                "ASSAY_PYTHON_TIMEOUT must be seconds and ASSAY_PYTHON_MEMORY_MB a whole number"
+            ) from None
         self._idle: asyncio.Queue[asyncio.subprocess.Process | None] | None = None
 
     async def _start(self) -> asyncio.subprocess.Process:
@@ -74,7 +81,13 @@ class PythonPool:
                 code = proc.returncode
                 proc = None
                 return {"error": f"the assertion's process died (exit {code}; out of memory?)"}
-            answer: dict[str, Any] = json.loads(line)
+            try:
+                answer: dict[str, Any] = json.loads(line)
+            except ValueError:  # out of step with its answers: never reuse it
+                proc.kill()
+                await proc.wait()
+                proc = None
+                return {"error": "the assertion's process answered garbage"}
             return answer
         finally:
             self._idle.put_nowait(proc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,8 @@ def compare(run_a: str, run_b: str, db: Path | str | None = None) -> list[dict[s
     """Paired comparison per prompt x provider present in both runs.
 
     Cases pair by test (description and vars), prompt, provider and repeat.
-    Pass/fail: McNemar's exact test. Scores: a paired bootstrap of the differences.
+    Pass/fail: McNemar's exact test. Scores: a sign-flip permutation test, with a
+    bootstrap interval for the mean difference.
     """
     store = log_store(db)
     rows: dict[tuple[str, str], dict[tuple[str, int], list[Any]]] = {}
@@ -194,7 +196,10 @@ def export(job_id: str, path: Path, db: Path | str | None = None) -> int:
     if suffix == ".html":
         from .report import write_html
 
-        return write_html(job_id, path, db)
+        try:
+            return write_html(job_id, path, db)
+        except OSError as e:
+            raise UsageError(f"cannot write {path}: {e.strerror or e}") from None
     n = 0
     try:
         with open(path, "w", encoding="utf-8", newline="") as f:
@@ -241,20 +246,27 @@ def export(job_id: str, path: Path, db: Path | str | None = None) -> int:
     return n
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _attr(text: str) -> str:
+    """An XML attribute value: quoted, with the control characters XML forbids removed."""
+    return quoteattr(_CONTROL.sub("", text))
+
+
 def _junit(job_id: str, f: Any, db: Path | str | None) -> int:
     groups = summary(job_id, db)
     f.write('<?xml version="1.0" encoding="UTF-8"?>\n')
     total = sum(g.n for g in groups)
     failures = sum(g.n - g.passed for g in groups)
     f.write(
-        f'<testsuites name={quoteattr("assay eval " + job_id)} tests="{total}"'
-        f' failures="{failures}">\n'
+        f'<testsuites name={_attr("assay eval " + job_id)} tests="{total}" failures="{failures}">\n'
     )
     n = 0
     for g in groups:
         key = (g.prompt, g.provider)
         f.write(
-            f'  <testsuite name={quoteattr(f"{key[0]} | {key[1]}")} tests="{g.n}"'
+            f'  <testsuite name={_attr(f"{key[0]} | {key[1]}")} tests="{g.n}"'
             f' failures="{g.n - g.passed}">\n'
         )
         for row in results(job_id, db, key):
@@ -263,14 +275,13 @@ def _junit(job_id: str, f: Any, db: Path | str | None) -> int:
                 name += f" (repeat {row['repeat'] + 1})"
             seconds = (row["latency_ms"] or 0) / 1000
             f.write(
-                f"    <testcase name={quoteattr(name)} classname={quoteattr(key[1])}"
-                f' time="{seconds:.3f}"'
+                f'    <testcase name={_attr(name)} classname={_attr(key[1])} time="{seconds:.3f}"'
             )
             if row["pass"]:
                 f.write("/>\n")
             else:
                 reason = row["reason"] or row["error"] or "failed"
-                f.write(f">\n      <failure message={quoteattr(reason[:500])}/>\n    </testcase>\n")
+                f.write(f">\n      <failure message={_attr(reason[:500])}/>\n    </testcase>\n")
             n += 1
         f.write("  </testsuite>\n")
     f.write("</testsuites>\n")

@@ -298,6 +298,7 @@ def run_eval(
         db=plan.db,
         tag=f"eval:{job_id}",
         max_cost=opts.max_cost,
+        spent=float(jobs.counts(job_id)["cost_usd"] or 0.0),
         finish=finish,
         on_result=on_result,
         grade=grade,

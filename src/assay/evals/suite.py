@@ -370,6 +370,11 @@ def _test(path: Path, raw: Any, index: int, base: Path, default: dict[str, Any])
         raise UsageError(f"{_where(path, raw, 'assert')}: assert must be a list")
     options = raw.get("options") or {}
     _check_fields(path, options, OPTION_FIELDS, "a test's options")
+    threshold = raw.get("threshold")
+    if threshold is not None and (
+        not isinstance(threshold, (int, float)) or isinstance(threshold, bool)
+    ):
+        raise UsageError(f"{_where(path, raw, 'threshold')}: threshold must be a number")
     return TestCase(
         index=index,
         description=raw.get("description"),
@@ -389,13 +394,12 @@ def _expected(value: str) -> Assertion:
                 body: Any = rest
                 if kind in ("contains-any", "contains-all"):
                     body = [v.strip() for v in rest.split(",")]
-                elif kind in ("levenshtein", "cost", "latency", "similar"):
-                    return Assertion(
-                        kind,
-                        None if kind in ("cost", "latency") else rest,
-                        negate=prefix.startswith("not-"),
-                        threshold=float(rest) if kind in ("cost", "latency") else None,
-                    )
+                elif kind in ("cost", "latency"):
+                    try:
+                        limit = float(rest)
+                    except ValueError:
+                        raise UsageError(f"{kind}: wants a number, not {rest!r}") from None
+                    return Assertion(kind, None, negate=prefix.startswith("not-"), threshold=limit)
                 return Assertion(kind, body, negate=prefix.startswith("not-"))
     return Assertion("equals", value)
 
@@ -427,8 +431,8 @@ def _tests_from_file(file: Path, base: Path, default: dict[str, Any]) -> Iterato
                     raise UsageError(f"{file}:{n}: each line must be a test (a JSON object)")
                 try:
                     yield _test(file, raw, i, base, default)
-                except UsageError as e:
-                    raise UsageError(f"{file}:{n}: {e}") from None
+                except UsageError as e:  # name the line: JSON carries no line numbers
+                    raise UsageError(f"{file}:{n}: {str(e).removeprefix(f'{file}: ')}") from None
                 i += 1
             return
         if suffix != ".csv":
@@ -456,9 +460,14 @@ def _tests_from_file(file: Path, base: Path, default: dict[str, Any]) -> Iterato
                     f" {len(header)}"
                 )
             values = dict(zip(header, row, strict=True))
-            asserts = [
-                _expected(v) for k, v in values.items() if k.startswith("__expected") and v.strip()
-            ]
+            try:
+                asserts = [
+                    _expected(v)
+                    for k, v in values.items()
+                    if k.startswith("__expected") and v.strip()
+                ]
+            except UsageError as e:
+                raise UsageError(f"{file}:{reader.line_num}: {e}") from None
             variables = {k: v for k, v in values.items() if not k.startswith("__")}
             yield TestCase(
                 index=i,

@@ -22,10 +22,11 @@ kept in memory: a 100,000-task run holds only the tasks in flight.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,15 @@ def _outcome_from_row(row: dict[str, Any]) -> Outcome:
     return out
 
 
+def _identity(model: AsyncModel) -> str:
+    """The model in the cache key: its id, and for an endpoint its URL and remote name, so
+    that one alias pointed at another server or model never reads the old answers."""
+    config = model.spec.config
+    if config.get("base_url"):
+        return f"{model.spec.id}|{config['base_url']}|{config.get('model', '')}"
+    return model.spec.id
+
+
 class _Retry(Exception):
     def __init__(self, error: AssayError, throttle: bool, retry_after: float | None) -> None:
         super().__init__(str(error))
@@ -196,16 +206,28 @@ class Runner:
             for t in done:
                 if t.exception() is not None:
                     raise t.exception()  # type: ignore[misc]
-        finally:
-            for t in [producer, *workers]:
-                t.cancel()
-            await asyncio.gather(producer, *workers, return_exceptions=True)
+        except BaseException:
+            await self._stop_all(producer, workers)
+            with contextlib.suppress(StoreError):  # never hide what is already on its way out
+                self._writer.close()
+            raise
+        else:
+            await self._stop_all(producer, workers)
             self._writer.close()  # everything finished is now written
+        finally:
             self.summary.seconds = time.perf_counter() - start
             self.summary.throttled = sum(lim.throttled for lim in self._limiters.values())
         return self.summary
 
     # -- internals ------------------------------------------------------------
+
+    @staticmethod
+    async def _stop_all(
+        producer: asyncio.Future[None], workers: Sequence[asyncio.Future[None]]
+    ) -> None:
+        for t in [producer, *workers]:
+            t.cancel()
+        await asyncio.gather(producer, *workers, return_exceptions=True)
 
     async def _worker(self, queue: asyncio.Queue[Task | None]) -> None:
         while True:
@@ -243,6 +265,9 @@ class Runner:
         task.internal = True
         result = await self._one(task)
         self._submit(result)
+        if result.cost_usd and not result.cached:
+            self.summary.cost_usd += result.cost_usd
+            self.spent += result.cost_usd
         return result
 
     def _account(self, result: Result) -> None:
@@ -295,7 +320,7 @@ class Runner:
             execution = self._execution(task, self._send_options(task))
         except AssayError as e:  # a bad option, an attachment this model cannot take
             return self._record_unsent(Result(task, ok=False, error=str(e)))
-        key = cache_key(task.model.id, execution.request, task.sample)
+        key = cache_key(_identity(task.model), execution.request, task.sample)
         note = None
         if self.cache:
             while key.key in self._inflight:  # an identical task is running: share its answer

@@ -62,10 +62,10 @@ class Writer:
                     work(conn)
         except sqlite3.Error as e:
             self.error = store_error(self.store.path, e)
-            return
         except Exception as e:  # a bug in a caller's work: stop writing, and say so
             self.error = StoreError(f"log database {self.store.path}: {type(e).__name__}: {e}")
-            return
+        # Even when the write failed: whoever waits on these items must wake up (and,
+        # finding nothing cached, will try for itself, or stop at the next submit).
         for _, done in group:
             if done is not None:
                 done()

@@ -233,7 +233,7 @@ def test_compare_says_plainly_whether_a_difference_is_significant(
     assert better["significant"] is True
     same = evals.compare(run_a, run_c)[0]
     assert same["mcnemar_p"] == 1.0 and same["significant"] is False
-    shown = assay("compare" if False else "eval", "compare", run_a, run_b)
+    shown = assay("eval", "compare", run_a, run_b)
     assert shown.returncode == 0, shown.stderr
     assert "SIGNIFICANT at 0.05" in shown.stdout and "pass 0.0% -> 100.0%" in shown.stdout
 

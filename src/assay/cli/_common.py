@@ -11,7 +11,23 @@ import click
 
 from ..errors import UsageError
 
-__all__ = ["echo_json", "format_cost", "format_usage", "print_table", "read_stdin"]
+__all__ = [
+    "DefaultRunGroup",
+    "echo_json",
+    "format_cost",
+    "format_usage",
+    "print_table",
+    "read_stdin",
+]
+
+
+class DefaultRunGroup(click.Group):
+    """A group whose ``run`` subcommand is implied: ``assay batch T`` is ``assay batch run T``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
 
 
 def read_stdin() -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ._common import echo_json, format_cost, print_table
+from ._common import DefaultRunGroup, echo_json, format_cost, print_table
 from ._progress import Progress
 
 __all__ = ["batch"]
@@ -17,16 +17,7 @@ EXIT_FAILED_ITEMS = 1
 EXIT_BUDGET = 8
 
 
-class _DefaultRun(click.Group):
-    """``assay batch TEMPLATE ...`` means ``assay batch run TEMPLATE ...``."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
-
-
-@click.group(cls=_DefaultRun)
+@click.group(cls=DefaultRunGroup)
 def batch() -> None:
     """Run one prompt template over many inputs: concurrent, resumable, within a budget.
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ._common import echo_json, format_cost, print_table
+from ._common import DefaultRunGroup, echo_json, format_cost, print_table
 from ._progress import Progress
 
 __all__ = ["eval_group"]
@@ -16,16 +16,7 @@ EXIT_BELOW_THRESHOLD = 1
 EXIT_BUDGET = 8
 
 
-class _DefaultRun(click.Group):
-    """``assay eval SUITE`` means ``assay eval run SUITE``."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
-
-
-@click.group(name="eval", cls=_DefaultRun)
+@click.group(name="eval", cls=DefaultRunGroup)
 def eval_group() -> None:
     """Run eval suites (promptfoo-compatible YAML) and compare runs with paired tests.
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _sync
+from ..api import Call
 from ..engine import Execution
 from ..errors import UsageError
 from ..prices import cost as price_cost
@@ -231,7 +232,7 @@ async def _run(
             False,
             None,
             task.options,
-            _call(job_id),
+            Call(tag=f"batch:{job_id}"),
         )
         pending[f"item-{task.index}"] = (task, execution)
     if info is None or (info.get("status") in TERMINAL and info.get("collected")):
@@ -277,12 +278,6 @@ async def _run(
     jobs.set_status(job_id, "done" if counts["done"] >= plan.total else "failed")
     summary.seconds = time.perf_counter() - start
     return job_id, summary
-
-
-def _call(job_id: str) -> Any:
-    from ..api import Call
-
-    return Call(tag=f"batch:{job_id}")
 
 
 def _record(

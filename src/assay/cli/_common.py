@@ -4,21 +4,64 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 
 from ..errors import UsageError
 
+F = TypeVar("F", bound=Callable[..., Any])
+
 __all__ = [
     "DefaultRunGroup",
     "echo_json",
+    "engine_options",
     "format_cost",
     "format_usage",
     "print_table",
     "read_stdin",
 ]
+
+
+def engine_options(noun: str) -> Callable[[F], F]:
+    """The shared engine's flags, for every command that runs on it (batch, eval)."""
+    options = [
+        click.option(
+            "-j",
+            "--concurrency",
+            type=click.IntRange(1, 1024),
+            default=8,
+            show_default=True,
+            help="Requests in flight at once (lowered on 429s, raised again after).",
+        ),
+        click.option(
+            "--max-cost", type=click.FloatRange(min=0), help="Stop cleanly at this many $."
+        ),
+        click.option(
+            "--timeout",
+            "attempt_timeout",
+            type=click.FloatRange(min=0.001),
+            help=f"Seconds allowed per {noun} attempt.",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(0, 50),
+            default=4,
+            show_default=True,
+            help=f"Retries per {noun} on 429, 5xx, timeouts and dropped connections.",
+        ),
+        click.option(
+            "--no-cache", is_flag=True, help=f"Send every {noun}, even ones answered before."
+        ),
+    ]
+
+    def apply(fn: F) -> F:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return apply
 
 
 class DefaultRunGroup(click.Group):

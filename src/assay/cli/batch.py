@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ._common import DefaultRunGroup, echo_json, format_cost, print_table
+from ._common import DefaultRunGroup, echo_json, engine_options, format_cost, print_table
 from ._progress import Progress
 
 __all__ = ["batch"]
@@ -111,29 +111,7 @@ def _finish(job_id: str, summary: Any, output: Path | None, as_json: bool, quiet
 
 
 _run_options = [
-    click.option(
-        "-j",
-        "--concurrency",
-        type=click.IntRange(1, 1024),
-        default=8,
-        show_default=True,
-        help="Requests in flight at once (lowered on 429s, raised again after).",
-    ),
-    click.option("--max-cost", type=click.FloatRange(min=0), help="Stop cleanly at this many $."),
-    click.option(
-        "--timeout",
-        "item_timeout",
-        type=click.FloatRange(min=0.001),
-        help="Seconds allowed per item attempt.",
-    ),
-    click.option(
-        "--retries",
-        type=click.IntRange(0, 50),
-        default=4,
-        show_default=True,
-        help="Retries per item on 429, 5xx, timeouts and dropped connections.",
-    ),
-    click.option("--no-cache", is_flag=True, help="Send every item, even ones answered before."),
+    engine_options("item"),
     click.option(
         "--stream", is_flag=True, help="Stream each response (records time to first token)."
     ),
@@ -253,11 +231,11 @@ def run_cmd(
                 click.echo(task.prompt)
                 for a in task.attachments:
                     click.echo(f"[attachment] {a.name} ({a.type})")
-        est = estimate(plan, run["concurrency"], batch=provider_batch)
+        dry = estimate(plan, run["concurrency"], batch=provider_batch)
         if run["as_json"]:
-            echo_json(est)
+            echo_json(dry)
         else:
-            _print_estimate(est)
+            _print_estimate(dry)
         return
     found = find_job(plan)
     if found and found["provider_batch_json"] and not provider_batch:
@@ -269,6 +247,7 @@ def run_cmd(
                 click.echo(
                     f"job {found['id']} has a provider batch under way: collecting it", err=True
                 )
+    est: dict[str, Any] | None = None  # tokenizing a sample of the items: at most once
     if provider_batch and run["max_cost"] is not None:
         est = estimate(plan, run["concurrency"], batch=True)
         if est["total_usd"] is None or est["total_usd"] > run["max_cost"]:
@@ -285,7 +264,7 @@ def run_cmd(
         _execute(plan, found["id"], provider_batch, yes=True, **run)
         return
     if not run["quiet"] and not found:
-        est = estimate(plan, run["concurrency"], batch=provider_batch)
+        est = est or estimate(plan, run["concurrency"], batch=provider_batch)
         _print_estimate(est)
         _confirm(est, run["max_cost"], yes)
     _execute(plan, found["id"] if found else None, provider_batch, yes=yes, **run)
@@ -307,7 +286,7 @@ def _execute(
     yes: bool,
     concurrency: int,
     max_cost: float | None,
-    item_timeout: float | None,
+    attempt_timeout: float | None,
     retries: int,
     no_cache: bool,
     stream: bool,
@@ -330,7 +309,7 @@ def _execute(
             plan,
             job_id=job_id,
             concurrency=concurrency,
-            timeout=item_timeout,
+            timeout=attempt_timeout,
             cache=not no_cache,
             max_cost=max_cost,
             max_attempts=retries + 1,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ._common import DefaultRunGroup, echo_json, format_cost, print_table
+from ._common import DefaultRunGroup, echo_json, engine_options, format_cost, print_table
 from ._progress import Progress
 
 __all__ = ["eval_group"]
@@ -81,16 +81,18 @@ def _print_summary(run_id: str, show_flaky: bool) -> float:
     return rate
 
 
+_outputs = click.option(
+    "--output",
+    "outputs",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Write results: .json, .jsonl, .csv, .xml (JUnit) or .html. Repeatable.",
+)
+
+
 @eval_group.command(name="run")
 @click.argument("suite", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "-j",
-    "--concurrency",
-    type=click.IntRange(1, 1024),
-    default=8,
-    show_default=True,
-    help="Requests in flight at once (lowered on 429s, raised again after).",
-)
+@engine_options("case")
 @click.option(
     "--repeat",
     type=click.IntRange(1, 1000),
@@ -98,7 +100,6 @@ def _print_summary(run_id: str, show_flaky: bool) -> float:
     show_default=True,
     help="Run every case N times, to measure variance and find flaky cases.",
 )
-@click.option("--no-cache", is_flag=True, help="Send every case, even ones answered before.")
 @click.option("--explain-cache", is_flag=True, help="Say why each case missed the cache.")
 @click.option("--judge", help="Model for llm-rubric (unless a test names its own).")
 @click.option(
@@ -112,27 +113,7 @@ def _print_summary(run_id: str, show_flaky: bool) -> float:
     type=click.FloatRange(0, 1),
     help="Exit 1 if the overall pass rate is below this (for CI).",
 )
-@click.option(
-    "--output",
-    "outputs",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Write results: .json, .jsonl, .csv, .xml (JUnit) or .html. Repeatable.",
-)
-@click.option(
-    "--timeout",
-    "case_timeout",
-    type=click.FloatRange(min=0.001),
-    help="Seconds allowed per attempt.",
-)
-@click.option(
-    "--retries",
-    type=click.IntRange(0, 50),
-    default=4,
-    show_default=True,
-    help="Retries per case on 429, 5xx, timeouts and dropped connections.",
-)
-@click.option("--max-cost", type=click.FloatRange(min=0), help="Stop cleanly at this many $.")
+@_outputs
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress.")
 def run_cmd(
@@ -145,7 +126,7 @@ def run_cmd(
     embedding_model: str,
     threshold: float | None,
     outputs: tuple[Path, ...],
-    case_timeout: float | None,
+    attempt_timeout: float | None,
     retries: int,
     max_cost: float | None,
     as_json: bool,
@@ -166,7 +147,7 @@ def run_cmd(
         explain_cache=explain_cache,
         judge=judge,
         embedding_model=embedding_model,
-        timeout=case_timeout,
+        timeout=attempt_timeout,
         max_attempts=retries + 1,
         max_cost=max_cost,
     )
@@ -297,13 +278,7 @@ def list_cmd(count: int, as_json: bool) -> None:
 
 @eval_group.command()
 @click.argument("run_id", metavar="RUN", default="last")
-@click.option(
-    "--output",
-    "outputs",
-    multiple=True,
-    type=click.Path(path_type=Path),
-    help="Write results: .json, .jsonl, .csv, .xml (JUnit) or .html. Repeatable.",
-)
+@_outputs
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def show(run_id: str, outputs: tuple[Path, ...], as_json: bool) -> None:
     """Summarise RUN (default: the newest) again, and export it."""

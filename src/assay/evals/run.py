@@ -199,11 +199,12 @@ def run_eval(
     jobs = JobStore(log_store(plan.db))
     total = plan.total()
     if job_id is None:
-        found = jobs.find(KIND, plan.identity())
+        identity = plan.identity()  # reads every test: once
+        found = jobs.find(KIND, identity)
         if found is not None and found["status"] != "done":
             job_id = found["id"]
         else:
-            job_id = jobs.create(KIND, plan.identity(), ",".join(m.id for m in plan.models), total)
+            job_id = jobs.create(KIND, identity, ",".join(m.id for m in plan.models), total)
     jobs.set_total(job_id, total)
     done = jobs.done_indexes(job_id)
     if on_start is not None:

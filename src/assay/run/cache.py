@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ..store.db import store_error
 from ..store.logs import LogStore
 from ..types import Request
 
@@ -62,20 +61,14 @@ class CacheHit:
 
 
 def lookup(store: LogStore, key: CacheKey) -> CacheHit | None:
-    try:
-        with store._lock:
-            # Most lookups in a new job miss: check the index alone before reading a row.
-            found = store.conn.execute(
-                "SELECT response_id FROM response_cache WHERE key = ?", (key.key,)
-            ).fetchone()
-            if found is None:
-                return None
-            row = store.conn.execute("SELECT * FROM responses WHERE id = ?", (found[0],)).fetchone()
-    except sqlite3.Error as e:
-        raise store_error(store.path, e) from None
-    if row is None:
+    # Most lookups in a new job miss: check the index alone before reading a row.
+    found = store._fetch("SELECT response_id FROM response_cache WHERE key = ?", (key.key,))
+    if not found:
         return None
-    return CacheHit(row["id"], row["response"], dict(row))
+    rows = store._fetch("SELECT * FROM responses WHERE id = ?", (found[0][0],))
+    if not rows:
+        return None
+    return CacheHit(rows[0]["id"], rows[0]["response"], dict(rows[0]))
 
 
 def remember(conn: sqlite3.Connection, key: CacheKey, response_id: int) -> None:
@@ -96,16 +89,13 @@ def remember(conn: sqlite3.Connection, key: CacheKey, response_id: int) -> None:
 
 def explain_miss(store: LogStore, key: CacheKey) -> str:
     """Why ``key`` missed, in words: the nearest cached entry and the parts that differ."""
-    with store._lock:
-        rows = store.conn.execute(
-            "SELECT parts_json FROM response_cache WHERE messages_key = ? LIMIT 20",
-            (key.messages_key,),
-        ).fetchall()
-        if not rows:
-            rows = store.conn.execute(
-                "SELECT parts_json FROM response_cache WHERE model = ? ORDER BY rowid DESC LIMIT 1",
-                (key.model,),
-            ).fetchall()
+    rows = store._fetch(
+        "SELECT parts_json FROM response_cache WHERE messages_key = ? LIMIT 20",
+        (key.messages_key,),
+    ) or store._fetch(
+        "SELECT parts_json FROM response_cache WHERE model = ? ORDER BY rowid DESC LIMIT 1",
+        (key.model,),
+    )
     if not rows:
         return f"nothing cached yet for {key.model}"
     best: list[str] | None = None

@@ -38,11 +38,7 @@ class JobStore:
         self.store = store
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        try:
-            with self.store._lock:
-                return [dict(r) for r in self.store.conn.execute(sql, args)]
-        except sqlite3.Error as e:
-            raise store_error(self.store.path, e) from None
+        return [dict(r) for r in self.store._fetch(sql, args)]
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
         try:
